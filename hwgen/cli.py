@@ -97,10 +97,9 @@ def _fmt_kernel(kernel):
 
 
 def cmd_summary(args) -> int:
-    loaded = _load(args)
-    model = loaded.model
-    rows = model.summary()
+    model = _load(args).model
     if args.json:
+        rows = model.summary()
         doc = {
             "model": model.name,
             "input_shape": list(model.input_shape),
@@ -111,13 +110,19 @@ def cmd_summary(args) -> int:
             "total": {"params": model.params, "macs": model.macs},
         }
         print(json.dumps(doc))
-        return 0
-    wbytes = {r.name: _weight_bytes(model, r.name, args.wbits) for r in rows}
+    else:
+        print_summary_table(model, args.wbits)
+    return 0
+
+
+def print_summary_table(model, wbits: int) -> None:
+    rows = model.summary()
+    wbytes = {r.name: _weight_bytes(model, r.name, wbits) for r in rows}
     width = max(len("layer"), *(len(r.name) for r in rows))
     header = (f"{'layer':<{width}}  {'op':<15} {'kernel':>6} {'groups':>6} {'output HxWxC':>14} "
               f"{'params':>10} {'MACs':>13} {'weight B':>10}")
     h, w, c = model.input_shape
-    print(f"{model.name}: input {h}x{w}x{c}, weights {args.wbits}-bit, int32 bias")
+    print(f"{model.name}: input {h}x{w}x{c}, weights {wbits}-bit, int32 bias")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -131,7 +136,6 @@ def cmd_summary(args) -> int:
           f"{model.macs:>13,} {total_b:>10,}")
     print(f"{len(rows)} layers; {model.params / 1e6:.3f} M params; {model.macs / 1e6:.1f} M MACs "
           f"({2 * model.macs / 1e9:.3f} GOPs); weights {total_b / 2**20:.2f} MiB")
-    return 0
 
 
 # -- golden -----------------------------------------------------------------------------------
@@ -206,7 +210,7 @@ def cmd_export_onnx(args) -> int:
 
 # -- build ------------------------------------------------------------------------------------
 def cmd_build(args) -> int:
-    cmd_summary(args)
+    print_summary_table(_load(args).model, args.wbits)
     print(f"hwgen: hardware generation for {args.model!r} on board {args.board!r} is not "
           f"implemented yet: the compiler (lowering, folding, RTL emission) is a later milestone",
           file=sys.stderr)

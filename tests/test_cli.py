@@ -1,0 +1,170 @@
+"""The hwgen command line: outputs, JSON schema, and one-line errors for every user mistake."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwgen.cli import main
+
+ZOO = ["squeezenet", "squeezenet1_1", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
+       "mobilenet_v3_large", "shufflenet_v1", "shufflenet_v2", "efficientnet_b0"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_process(*argv):
+    """Run ``python -m hwgen`` for real: exit codes and the absence of tracebacks."""
+    return subprocess.run([sys.executable, "-m", "hwgen", *argv], capture_output=True, text=True)
+
+
+# -- help -------------------------------------------------------------------------------------
+def test_help_lists_commands_and_models():
+    proc = run_process("--help")
+    assert proc.returncode == 0
+    for word in ["summary", "golden", "export-onnx", "build", *ZOO]:
+        assert word in proc.stdout
+
+
+# -- summary ----------------------------------------------------------------------------------
+def test_summary_table_of_squeezenet(capsys):
+    code, out, _ = run(capsys, "summary", "squeezenet")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("squeezenet: input 227x227x3")
+    conv1 = next(line for line in lines if line.startswith("conv1 "))
+    assert conv1.split()[1:5] == ["conv", "7x7", "1", "111x111x96"]
+    assert "fire9/expand3x3" in out
+    total = next(line for line in lines if line.startswith("total"))
+    assert "1,248,424" in total
+    # 8-bit weights: one byte per weight plus four per int32 bias
+    assert conv1.split()[-1] == f"{96 * 7 * 7 * 3 + 4 * 96:,}"
+
+
+def test_summary_wbits_changes_weight_bytes_only(capsys):
+    _, out8, _ = run(capsys, "summary", "squeezenet1_1", "--wbits", "8")
+    _, out4, _ = run(capsys, "summary", "squeezenet1_1", "--wbits", "4")
+    b8 = int(out8.splitlines()[-2].split()[-1].replace(",", ""))
+    b4 = int(out4.splitlines()[-2].split()[-1].replace(",", ""))
+    assert b4 < b8
+    assert out8.splitlines()[-2].split()[1] == out4.splitlines()[-2].split()[1]  # params
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_summary_json_schema(capsys, model):
+    code, out, _ = run(capsys, "summary", model, "--resolution", "96", "--json")
+    assert code == 0
+    doc = json.loads(out)  # exactly one JSON object, nothing else on stdout
+    assert set(doc) == {"model", "input_shape", "layers", "total"}
+    assert doc["input_shape"] == [96, 96, 3]
+    assert set(doc["total"]) == {"params", "macs"}
+    for layer in doc["layers"]:
+        assert set(layer) == {"name", "op", "kernel", "groups", "out_shape", "params", "macs"}
+        assert layer["kernel"] is None or len(layer["kernel"]) == 2
+        assert len(layer["out_shape"]) == 3
+    assert sum(l["params"] for l in doc["layers"]) == doc["total"]["params"]
+    assert sum(l["macs"] for l in doc["layers"]) == doc["total"]["macs"]
+    assert doc["layers"][-1]["out_shape"][-1] == 1000
+
+
+def test_summary_json_options(capsys):
+    _, out, _ = run(capsys, "summary", "mobilenet_v1", "--width", "0.5", "--resolution", "160",
+                    "--num-classes", "10", "--json")
+    doc = json.loads(out)
+    assert doc["input_shape"] == [160, 160, 3]
+    assert doc["layers"][-1]["out_shape"] == [1, 1, 10]
+
+
+# -- errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, fragments", [
+    (["summary", "alexnet"], ["unknown model 'alexnet'", "squeezenet", "efficientnet_b0", ".onnx"]),
+    (["summary", "squeezenet", "--width", "0.5"], ["does not take --width", "--resolution"]),
+    (["summary", "efficientnet_b0", "--groups", "3"], ["does not take --groups"]),
+    (["summary", "shufflenet_v1", "--groups", "5"], ["5"]),
+    (["summary", "shufflenet_v2", "--width", "0.75"], ["0.75"]),
+    (["summary", "mobilenet_v2", "--resolution", "8"], ["8"]),
+    (["summary", "missing.onnx"], ["'missing.onnx' does not exist"]),
+    (["summary", "squeezenet", "--wbits", "12"], ["between 4 and 8"]),
+    (["golden", "squeezenet", "--input", "nope.npy", "--output", "y.npy"], ["'nope.npy' does not exist"]),
+])
+def test_user_mistakes_give_one_line_and_exit_2(argv, fragments):
+    proc = run_process(*argv)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_corrupt_onnx_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\x01 not a protobuf" * 10)
+    proc = run_process("summary", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "bad.onnx" in proc.stderr
+
+
+def test_options_are_rejected_for_onnx_files(tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    assert main(["export-onnx", "squeezenet1_1", "--resolution", "64", str(path)]) == 0
+    code, _, err = run(capsys, "summary", str(path), "--resolution", "64")
+    assert code == 2 and "zoo models only" in err
+
+
+def test_build_says_it_is_not_implemented(capsys):
+    code, out, err = run(capsys, "build", "squeezenet", "--board", "vc707")
+    assert code == 3
+    assert "conv1" in out
+    assert "not implemented yet" in err
+
+
+# -- golden and export ------------------------------------------------------------------------
+def test_golden_quantized_and_float_with_dump(tmp_path, capsys):
+    x = np.random.default_rng(0).standard_normal((64, 64, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    args = ["golden", "squeezenet", "--resolution", "64", "--input", str(tmp_path / "x.npy")]
+    assert main([*args, "--output", str(tmp_path / "yf.npy"), "--float"]) == 0
+    assert main([*args, "--output", str(tmp_path / "yq.npy"), "--dump-dir", str(tmp_path / "d")]) == 0
+    yf, yq = np.load(tmp_path / "yf.npy"), np.load(tmp_path / "yq.npy")
+    assert yf.shape == yq.shape == (1, 1, 1000)
+    assert yf.dtype == np.float32 and np.issubdtype(yq.dtype, np.integer)
+    assert -128 <= yq.min() and yq.max() <= 127
+    index = json.loads((tmp_path / "d" / "index.json").read_text())
+    assert "conv1" in index and "fire2/concat" in index
+    # the dump's last layer is the output written above
+    last = np.load(tmp_path / "d" / index["pool10"]["file"])
+    np.testing.assert_array_equal(last, yq)
+    # deterministic: a second run writes the same integers
+    assert main([*args, "--output", str(tmp_path / "yq2.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "yq2.npy"), yq)
+
+
+def test_golden_rejects_a_wrong_input_shape(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((3, 64, 64), dtype=np.float32))
+    code, _, err = run(capsys, "golden", "squeezenet", "--resolution", "64",
+                       "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+    assert code == 2 and "(64, 64, 3)" in err
+
+
+def test_export_then_golden_on_onnx_matches_onnxruntime(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "m.onnx"
+    assert main(["export-onnx", "mobilenet_v2", "--resolution", "64", str(path)]) == 0
+    x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["golden", str(path), "--float", "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy")]) == 0
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {session.get_inputs()[0].name: x})
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    _, out, _ = run(capsys, "summary", str(path), "--json")
+    _, zoo, _ = run(capsys, "summary", "mobilenet_v2", "--resolution", "64", "--json")
+    assert json.loads(out)["total"] == json.loads(zoo)["total"]
