@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from ..graph import Model
 from ..layers import Activation, Add, Conv2d, Flatten, GlobalAvgPool, Linear, Mul
+from ._common import check_common
 
 __all__ = ["efficientnet_b0"]
 
@@ -39,12 +40,6 @@ STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
 
-def _check_common(resolution, num_classes) -> None:
-    # bool is an int subclass; True as a resolution is a caller's mistake, not 1.
-    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 32:
-        raise ValueError(f"resolution must be an int >= 32, not {resolution!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, not {num_classes!r}")
 
 
 def _conv_swish(m: Model, name: str, out_channels: int, kernel: int = 1, stride: int = 1,
@@ -105,7 +100,7 @@ def efficientnet_b0(resolution: int = 224, num_classes: int = 1000) -> Model:
     ValueError
         If ``resolution`` or ``num_classes`` is outside the values above.
     """
-    _check_common(resolution, num_classes)
+    check_common(resolution, num_classes)
     m = Model("efficientnet_b0", (resolution, resolution, 3))
     x = _conv_swish(m, "stem", STEM_CHANNELS, kernel=3, stride=2)
     for s, stage in enumerate(B0_STAGES):

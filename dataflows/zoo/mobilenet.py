@@ -13,37 +13,19 @@ the counts are torchvision's minus one parameter per batch-normed channel. Dropo
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from ..graph import Model
 from ..layers import Activation, Add, Conv2d, Flatten, GlobalAvgPool, Linear, Mul
+from ._common import check_common, check_width, make_divisible
 
 __all__ = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 
 
-def _check_common(resolution, num_classes) -> None:
-    # bool is an int subclass; True as a resolution is a caller's mistake, not 1.
-    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 32:
-        raise ValueError(f"resolution must be an int >= 32, not {resolution!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, not {num_classes!r}")
 
 
-def _check_width(width) -> None:
-    if (not isinstance(width, (int, float)) or isinstance(width, bool)
-            or not math.isfinite(width) or width <= 0):
-        raise ValueError(f"width must be a positive finite number, not {width!r}")
 
 
-def _make_divisible(value: float, divisor: int = 8) -> int:
-    """torchvision's ``_make_divisible``: ``value`` rounded to a multiple of ``divisor``.
-
-    The result is at least ``divisor`` and, so rounding never loses much width, at most 10%
-    below ``value`` (72 // 4 = 18 gives 24, not 16).
-    """
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * value else new
 
 
 def _conv_act(m: Model, name: str, out_channels: int, act: str | None, kernel: int = 1,
@@ -113,8 +95,8 @@ def mobilenet_v1(width: float = 1.0, resolution: int = 224, num_classes: int = 1
     ValueError
         If an argument is outside the values above.
     """
-    _check_width(width)
-    _check_common(resolution, num_classes)
+    check_width(width)
+    check_common(resolution, num_classes)
     m = Model(f"mobilenet_v1_{float(width)}_{resolution}", (resolution, resolution, 3))
 
     def depth(c: int) -> int:
@@ -160,8 +142,8 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, num_classes: int = 1
     Parameters
     ----------
     width : float
-        The width multiplier α: channels are ``_make_divisible(c * α, 8)``; the last conv has
-        ``_make_divisible(1280 * max(1, α), 8)``.
+        The width multiplier α: channels are ``make_divisible(c * α, 8)``; the last conv has
+        ``make_divisible(1280 * max(1, α), 8)``.
     resolution : int
         Input height and width, at least 32.
     num_classes : int
@@ -177,18 +159,18 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, num_classes: int = 1
     ValueError
         If an argument is outside the values above.
     """
-    _check_width(width)
-    _check_common(resolution, num_classes)
+    check_width(width)
+    check_common(resolution, num_classes)
     m = Model(f"mobilenet_v2_{float(width)}_{resolution}", (resolution, resolution, 3))
-    x = _conv_act(m, "features.0.conv", _make_divisible(V2_STEM * width), "relu6",
+    x = _conv_act(m, "features.0.conv", make_divisible(V2_STEM * width), "relu6",
                   kernel=3, stride=2, act_name="features.0.relu6")
     index = 1
     for t, c, n, s in V2_SETTING:
         for i in range(n):
-            x = _v2_block(m, f"features.{index}", x, t, _make_divisible(c * width),
+            x = _v2_block(m, f"features.{index}", x, t, make_divisible(c * width),
                           s if i == 0 else 1)
             index += 1
-    _conv_act(m, f"features.{index}.conv", _make_divisible(V2_LAST * max(1.0, width)), "relu6",
+    _conv_act(m, f"features.{index}.conv", make_divisible(V2_LAST * max(1.0, width)), "relu6",
               act_name=f"features.{index}.relu6", inputs=x)
     _linear_head(m, "avgpool", "flatten", "classifier", num_classes)
     return m
@@ -250,7 +232,7 @@ def _squeeze_excite(m: Model, prefix: str, x: str) -> str:
     """torchvision's ``SqueezeExcitation`` with a hard-sigmoid gate, as V3 uses."""
     channels = m.out_shape(x).c
     m.add(f"{prefix}.avgpool", GlobalAvgPool(), inputs=x)
-    m.add(f"{prefix}.fc1", Conv2d(_make_divisible(channels // 4)))
+    m.add(f"{prefix}.fc1", Conv2d(make_divisible(channels // 4)))
     m.add(f"{prefix}.relu", Activation("relu"))
     m.add(f"{prefix}.fc2", Conv2d(channels))
     gate = m.add(f"{prefix}.hard_sigmoid", Activation("hard_sigmoid"))
@@ -260,8 +242,8 @@ def _squeeze_excite(m: Model, prefix: str, x: str) -> str:
 def _v3_block(m: Model, prefix: str, x: str, block: V3Block, width: float) -> str:
     """torchvision's V3 ``InvertedResidual``: expand, depthwise, optional SE, linear project."""
     in_channels = m.out_shape(x).c
-    expanded = _make_divisible(block.expanded * width)
-    out_channels = _make_divisible(block.out_channels * width)
+    expanded = make_divisible(block.expanded * width)
+    out_channels = make_divisible(block.out_channels * width)
     y = x
     # torchvision compares the scaled widths, so a block with t = 1 has no expand conv.
     if expanded != in_channels:
@@ -277,10 +259,10 @@ def _v3_block(m: Model, prefix: str, x: str, block: V3Block, width: float) -> st
 
 def _mobilenet_v3(name: str, blocks: tuple[V3Block, ...], hidden: int, width: float,
                   resolution: int, num_classes: int) -> Model:
-    _check_width(width)
-    _check_common(resolution, num_classes)
+    check_width(width)
+    check_common(resolution, num_classes)
     m = Model(f"{name}_{float(width)}_{resolution}", (resolution, resolution, 3))
-    x = _conv_act(m, "features.0.conv", _make_divisible(blocks[0].in_channels * width), HS,
+    x = _conv_act(m, "features.0.conv", make_divisible(blocks[0].in_channels * width), HS,
                   kernel=3, stride=2, act_name="features.0.hard_swish")
     for i, block in enumerate(blocks, start=1):
         x = _v3_block(m, f"features.{i}", x, block, width)
@@ -291,7 +273,7 @@ def _mobilenet_v3(name: str, blocks: tuple[V3Block, ...], hidden: int, width: fl
     m.add("avgpool", GlobalAvgPool())
     m.add("flatten", Flatten())
     # Indices follow torchvision's classifier Sequential; 2 is the dropout left out.
-    m.add("classifier.0", Linear(_make_divisible(hidden * width)))
+    m.add("classifier.0", Linear(make_divisible(hidden * width)))
     m.add("classifier.1", Activation("hard_swish"))
     m.add("classifier.3", Linear(num_classes))
     return m
@@ -304,8 +286,8 @@ def mobilenet_v3_large(width: float = 1.0, resolution: int = 224,
     Parameters
     ----------
     width : float
-        The width multiplier α: channels are ``_make_divisible(c * α, 8)``, the SE
-        bottlenecks ``_make_divisible(expanded // 4, 8)``, the last conv 6x the final block.
+        The width multiplier α: channels are ``make_divisible(c * α, 8)``, the SE
+        bottlenecks ``make_divisible(expanded // 4, 8)``, the last conv 6x the final block.
     resolution : int
         Input height and width, at least 32.
     num_classes : int

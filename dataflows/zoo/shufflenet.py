@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..graph import Model
 from ..layers import (Activation, Add, AvgPool, ChannelShuffle, ChannelSplit, Concat, Conv2d,
                       Flatten, GlobalAvgPool, Linear, MaxPool)
+from ._common import check_common
 
 __all__ = ["shufflenet_v1", "shufflenet_v2"]
 
@@ -42,12 +43,6 @@ V2_STAGE_CHANNELS = {
 }
 
 
-def _check_common(resolution, num_classes) -> None:
-    # bool is an int subclass; True as a resolution is a caller's mistake, not 1.
-    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 32:
-        raise ValueError(f"resolution must be an int >= 32, not {resolution!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, not {num_classes!r}")
 
 
 def _conv(m: Model, name: str, out_channels: int, kernel: int = 1, stride: int = 1,
@@ -145,7 +140,7 @@ def shufflenet_v1(groups: int = 3, width: float = 1.0, resolution: int = 224,
         raise ValueError(f"groups must be one of 1, 2, 3, 4, 8, not {groups!r}")
     if isinstance(width, bool) or width not in V1_WIDTHS:
         raise ValueError(f"width must be one of {', '.join(map(str, V1_WIDTHS))}, not {width!r}")
-    _check_common(resolution, num_classes)
+    check_common(resolution, num_classes)
     m = Model(f"shufflenet_v1_g{groups}_{width:g}x", (resolution, resolution, 3))
     stem, stages = _v1_channels(groups, width)
     x = _stem(m, stem)
@@ -214,7 +209,7 @@ def shufflenet_v2(width: float = 1.0, resolution: int = 224, num_classes: int = 
     if isinstance(width, bool) or width not in tuple(V2_STAGE_CHANNELS):
         raise ValueError(f"width must be one of {', '.join(map(str, V2_STAGE_CHANNELS))}, "
                          f"not {width!r}")
-    _check_common(resolution, num_classes)
+    check_common(resolution, num_classes)
     stem, *stages, last = V2_STAGE_CHANNELS[width]
     m = Model(f"shufflenet_v2_{width:g}x", (resolution, resolution, 3))
     x = _stem(m, stem)

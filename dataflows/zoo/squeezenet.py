@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ..graph import Model
 from ..layers import Activation, Concat, Conv2d, GlobalAvgPool, MaxPool
+from ._common import check_common
 
 __all__ = ["squeezenet1_0", "squeezenet1_0_caffe", "squeezenet1_1"]
 
@@ -36,12 +37,6 @@ FIRE_CHANNELS = {
 }
 
 
-def _check_common(resolution, num_classes) -> None:
-    # bool is an int subclass; True as a resolution is a caller's mistake, not 1.
-    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 32:
-        raise ValueError(f"resolution must be an int >= 32, not {resolution!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, not {num_classes!r}")
 
 
 def _conv_relu(m: Model, name: str, out_channels: int, kernel: int = 1, stride: int = 1,
@@ -76,7 +71,7 @@ def _classifier(m: Model, num_classes: int, padding: int = 0) -> str:
 
 
 def _squeezenet1_0(name: str, resolution: int, num_classes: int, conv10_padding: int) -> Model:
-    _check_common(resolution, num_classes)
+    check_common(resolution, num_classes)
     m = Model(name, (resolution, resolution, 3))
     _conv_relu(m, "conv1", 96, kernel=7, stride=2)
     _pool(m, "pool1")
@@ -170,7 +165,7 @@ def squeezenet1_1(resolution: int = 224, num_classes: int = 1000) -> Model:
     ValueError
         If ``resolution`` or ``num_classes`` is outside the values above.
     """
-    _check_common(resolution, num_classes)
+    check_common(resolution, num_classes)
     m = Model("squeezenet1_1", (resolution, resolution, 3))
     _conv_relu(m, "conv1", 64, kernel=3, stride=2)
     _pool(m, "pool1")
