@@ -19,8 +19,8 @@ import numpy as np
 from . import layers as L
 from . import numerics as nm
 from . import tensor_ops as ops
-from .quantize import (QAdd, QClamp, QConv, QFused, QLut, QMul, QPool, QuantConfig,
-                       QuantizedModel, quantize)
+from .quantize import (QClamp, QConv, QFused, QLut, QPool, QuantConfig, QuantizedModel,
+                       quantize)
 from .reference import run_float
 
 __all__ = ["run_quantized", "run_golden", "eval_node", "conv_int", "pool_int", "sqnr_db",
@@ -212,5 +212,6 @@ def dump_layers(values: dict[str, np.ndarray], directory, qmodel: QuantizedModel
             "scale": None if qmodel is None else float(qmodel.scales[name]),
             "bits": None if qmodel is None else int(qmodel.bits[name]),
         }
-    (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    lines = [f" {json.dumps(name)}: {json.dumps(entry)}" for name, entry in index.items()]
+    (out / "index.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")  # a line per layer
     return index

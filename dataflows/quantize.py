@@ -369,7 +369,7 @@ def _assign_scales(model, peak, fused, abits) -> dict[str, float]:
 
 # -- per-op parameter derivation ----------------------------------------------------------------
 def _qconv(model, name, s_in, s_out, lo_hi, cfg) -> QConv:
-    node, layer = model.graph.nodes[name], model.layer(name)
+    node = model.graph.nodes[name]
     q, s_w = nm.quantize_weights_per_channel(node["weight"], cfg.wbits)
     taps = math.prod(q.shape[1:])
     bound = nm.bias_bound(cfg.abits, cfg.wbits, taps)
