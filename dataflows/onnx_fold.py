@@ -16,7 +16,7 @@ from onnx import helper
 
 from .onnx_ir import OnnxGraph, OnnxImportError, OnnxNode
 
-__all__ = ["fold_constants", "FOLDABLE_OPS"]
+__all__ = ["fold_constants", "fold_node", "FOLDABLE_OPS"]
 
 
 def _axes(node: OnnxNode, args, index: int) -> list[int] | None:
@@ -129,14 +129,40 @@ FOLDABLE_OPS: dict[str, Callable] = {
 }
 
 
-def _shape_of(g: OnnxGraph, node: OnnxNode) -> np.ndarray | None:
+def _shape_value(node: OnnxNode, shape_of) -> np.ndarray | None:
     """The value of a ``Shape`` node if its input's shape is known, else ``None``."""
-    src = node.inputs[0]
-    shape = g.constants[src].shape if src in g.constants else g.shapes.get(src)
+    shape = shape_of(node.inputs[0])
     if shape is None or any(d is None for d in shape):
         return None
     start, end = node.attr("start", 0), node.attr("end", None)
     return np.asarray(shape[start:end], dtype=np.int64)
+
+
+def fold_node(g: OnnxGraph, node: OnnxNode, shape_of: Callable) -> bool:
+    """Store ``node``'s output as a constant if it can be computed now; return whether it was.
+
+    ``shape_of(tensor)`` gives a non-constant tensor's static shape, or ``None``. The caller
+    removes or skips the folded node.
+    """
+    if node.op == "Shape":
+        value = _shape_value(node, lambda t: g.constants[t].shape if t in g.constants
+                             else shape_of(t))
+        if value is None:
+            return False
+    elif node.op in FOLDABLE_OPS and all(t == "" or t in g.constants for t in node.inputs):
+        args = [g.constants[t] if t else None for t in node.inputs]
+        try:
+            value = np.asarray(FOLDABLE_OPS[node.op](node, args))
+        except OnnxImportError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
+            raise node.fail(f"cannot evaluate on constant inputs: {e}") from e
+    else:
+        return False
+    if len(node.outputs) != 1:
+        raise node.fail(f"expected one output, found {len(node.outputs)}")
+    g.constants[node.outputs[0]] = value
+    return True
 
 
 def fold_constants(g: OnnxGraph) -> bool:
@@ -147,25 +173,7 @@ def fold_constants(g: OnnxGraph) -> bool:
     """
     changed = False
     for node in list(g.nodes):
-        if node.op == "Shape":
-            value = _shape_of(g, node)
-            outs = None if value is None else [value]
-        elif node.op in FOLDABLE_OPS and all(t == "" or t in g.constants for t in node.inputs):
-            args = [g.constants[t] if t else None for t in node.inputs]
-            try:
-                outs = FOLDABLE_OPS[node.op](node, args)
-            except OnnxImportError:
-                raise
-            except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
-                raise node.fail(f"cannot evaluate on constant inputs: {e}") from e
-            outs = [np.asarray(outs)]
-        else:
-            continue
-        if outs is None:
-            continue
-        if len(node.outputs) != 1:
-            raise node.fail(f"expected one output, found {len(node.outputs)}")
-        g.constants[node.outputs[0]] = outs[0]
-        g.remove(node)
-        changed = True
+        if fold_node(g, node, g.shapes.get):
+            g.remove(node)
+            changed = True
     return changed

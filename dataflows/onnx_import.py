@@ -26,14 +26,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import TensorProto
 
+from . import onnx_ops, onnx_ops_layout
 from .graph import Model
 from .onnx_convert import Converter
+from .onnx_fold import FOLDABLE_OPS
 from .onnx_ir import OnnxGraph, OnnxImportError, graph_from_proto
 from .onnx_patterns import run_passes
 
 __all__ = ["import_onnx", "ImportedModel", "OnnxImportError"]
+
+# Folder ops reaching the converter compute on feature maps: an error, unless a real
+# converter (Reshape, Concat, Mul, ...) takes them.
+CONVERTERS = {**{op: onnx_ops_layout.unfolded for op in (*FOLDABLE_OPS, "Shape")},
+              **onnx_ops.CONVERTERS, **onnx_ops_layout.CONVERTERS}
 
 
 @dataclass
@@ -167,6 +175,8 @@ def _pin_batch(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, str, str]:
 
 def _infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
     try:
+        if proto.functions:  # torch's dynamo exporter may wrap modules in local functions
+            proto = onnx.inliner.inline_local_functions(proto)
         return onnx.shape_inference.infer_shapes(proto, check_type=True, data_prop=True)
     except Exception as e:
         raise OnnxImportError(f"ONNX shape inference failed: {_first_line(e)}") from e
@@ -196,7 +206,7 @@ def _output_shape(proto: onnx.ModelProto, name: str) -> list[int] | None:
 
 def _convert(g: OnnxGraph, name: str, input_shape_hwc) -> tuple[Model, "Converter"]:
     model = Model(name, input_shape_hwc, input_name=g.input)
-    conv = Converter(g, model)
+    conv = Converter(g, model, CONVERTERS)
     conv.run()
     out = conv.tensors.get(g.output)
     if out is None or out.node == model.input:

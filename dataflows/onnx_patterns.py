@@ -14,8 +14,8 @@ Pass-created ops (prefix ``hwgen.``):
     attribute ``kind``: ``swish`` from ``x * Sigmoid(x)``, ``hard_swish`` from
     ``x * HardSigmoid(x)``.
 ``hwgen.ChannelShuffle``
-    Reshape -> Transpose -> Reshape; attributes ``shape1``, ``shape2`` are checked by the
-    converter once the input shape is known.
+    Reshape -> Transpose -> Reshape; inputs ``[x, target1, target2]``, the two reshape
+    targets, are checked by the converter once the input shape is known.
 ``hwgen.FlattenHWC``
     Transpose to NHWC -> Flatten / Reshape / Squeeze: a flatten in hwgen's own H, W, C order;
     attribute ``flatten`` holds the original flattening node.
@@ -243,20 +243,18 @@ def fuse_channel_shuffle(g: OnnxGraph) -> bool:
     """Reshape (N, g, C/g, H, W) -> Transpose (0, 2, 1, 3, 4) -> Reshape (N, C, H, W)."""
     changed = False
     for first in list(g.nodes):
-        if first.op != "Reshape" or first.input(1) not in g.constants:
+        if first.op != "Reshape" or first.attr("allowzero", 0):
             continue
-        shape1 = np.asarray(g.constants[first.input(1)]).reshape(-1)
         transpose = _single_reader(g, first, "Transpose")
-        if len(shape1) != 5 or transpose is None or list(transpose.attr("perm", [])) != [0, 2, 1, 3, 4]:
+        if transpose is None or list(transpose.attr("perm", [])) != [0, 2, 1, 3, 4]:
             continue
         last = _single_reader(g, transpose, "Reshape")
-        if last is None or last.input(1) not in g.constants:
+        if last is None or last.attr("allowzero", 0):
             continue
-        shape2 = np.asarray(g.constants[last.input(1)]).reshape(-1)
-        if len(shape2) != 4 or first.attr("allowzero", 0) or last.attr("allowzero", 0):
-            continue
-        _replace(g, last, OnnxNode(HW + "ChannelShuffle", last.name, first.inputs[:1],
-                                   last.outputs, {"shape1": shape1, "shape2": shape2}))
+        # The targets may still be computed from shapes; the converter checks their values.
+        _replace(g, last, OnnxNode(HW + "ChannelShuffle", last.name,
+                                   [first.inputs[0], first.inputs[1], last.inputs[1]],
+                                   last.outputs))
         g.remove(first)
         g.remove(transpose)
         changed = True
@@ -282,6 +280,26 @@ def fuse_nhwc_flatten(g: OnnxGraph) -> bool:
     return changed
 
 
+def nhwc_global_mean(g: OnnxGraph) -> bool:
+    """Transpose (0, 2, 3, 1) then ReduceMean over H, W (axes 1, 2), keepdims 0 (tf2onnx's
+    global pooling) is the same as the mean over axes 2, 3 of the untransposed map."""
+    changed = False
+    for transpose in list(g.nodes):
+        if transpose.op != "Transpose" or list(transpose.attr("perm", [])) != [0, 2, 3, 1]:
+            continue
+        mean = _single_reader(g, transpose, "ReduceMean")
+        if mean is None or mean.attr("keepdims", 1):
+            continue
+        axes = mean.attr("axes", g.constants.get(mean.input(1), []))
+        if sorted(int(a) % 4 for a in np.asarray(axes).reshape(-1)) != [1, 2]:
+            continue
+        mean.inputs = transpose.inputs[:1]
+        mean.attrs["axes"] = [2, 3]
+        g.remove(transpose)
+        changed = True
+    return changed
+
+
 PASSES: tuple[Callable[[OnnxGraph], bool], ...] = (
     fold_constants,
     remove_passthrough,
@@ -293,6 +311,7 @@ PASSES: tuple[Callable[[OnnxGraph], bool], ...] = (
     fuse_self_gating,
     fuse_channel_shuffle,
     fuse_nhwc_flatten,
+    nhwc_global_mean,
 )
 
 
