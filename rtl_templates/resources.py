@@ -1,0 +1,103 @@
+"""Resource estimates: DSP, BRAM18, LUT and FF counts, and the memory geometry they rest on.
+
+Every PE's ``resources(family)`` returns a :class:`Resources`; the compiler adds them up against
+the board's budget. The block-RAM model knows the aspect ratios a primitive can take, including
+the power-of-two depths that regression-based estimators miss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = ["Resources", "DeviceFamily", "FAMILIES", "family", "bram18_count", "lutram_luts",
+           "memory_resources"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Counts of the four resources a dataflow design runs out of."""
+
+    dsp: int = 0
+    bram18: int = 0
+    lut: int = 0
+    ff: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{f.name} must be a non-negative int, not {value!r}")
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def scaled(self, n: int) -> "Resources":
+        return Resources(*(getattr(self, f.name) * n for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class DeviceFamily:
+    """What the estimators need to know about an FPGA family.
+
+    Attributes
+    ----------
+    name : str
+    bram_aspects : tuple of (width, depth)
+        Simple-dual-port shapes of one 18 Kb block RAM (parity bits count at widths 9/18/36).
+    dsp_widths : (int, int)
+        Signed multiplier operand widths of one DSP slice.
+    lutram_bits : int
+        Bits one LUT holds as distributed RAM (a 64x1 LUT6).
+    """
+
+    name: str
+    bram_aspects: tuple[tuple[int, int], ...]
+    dsp_widths: tuple[int, int]
+    lutram_bits: int = 64
+
+
+_XILINX_BRAM18 = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
+
+FAMILIES = {
+    "7series": DeviceFamily("7series", _XILINX_BRAM18, (25, 18)),
+    "ultrascale": DeviceFamily("ultrascale", _XILINX_BRAM18, (27, 18)),
+    # ECP5: one EBR is 18 Kb with the same shapes; MULT18X18D; LUT4 distributed RAM is 16x1.
+    "ecp5": DeviceFamily("ecp5", _XILINX_BRAM18, (18, 18), lutram_bits=16),
+}
+
+
+def family(name: str | DeviceFamily) -> DeviceFamily:
+    """Look up a family by name (or pass one through)."""
+    if isinstance(name, DeviceFamily):
+        return name
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown device family {name!r}; known: {', '.join(FAMILIES)}") from None
+
+
+def bram18_count(width: int, depth: int, fam: str | DeviceFamily = "7series") -> int:
+    """Fewest 18 Kb block RAMs holding a ``depth`` x ``width`` memory.
+
+    Each primitive takes one aspect ratio; the memory is tiled from copies of the best one.
+    """
+    if width < 1 or depth < 1:
+        raise ValueError(f"memory must be at least 1x1, not {depth}x{width}")
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in family(fam).bram_aspects)
+
+
+def lutram_luts(width: int, depth: int, fam: str | DeviceFamily = "7series") -> int:
+    """LUTs a ``depth`` x ``width`` memory takes as distributed RAM or ROM."""
+    return width * math.ceil(depth / family(fam).lutram_bits)
+
+
+# Below this many bits yosys (and Vivado) keep a memory in LUTs rather than a block RAM.
+BRAM_THRESHOLD_BITS = 4096
+
+
+def memory_resources(width: int, depth: int, fam: str | DeviceFamily = "7series") -> Resources:
+    """A ROM or RAM of ``depth`` words of ``width`` bits, mapped as the tools would map it."""
+    if width * depth < BRAM_THRESHOLD_BITS:
+        return Resources(lut=lutram_luts(width, depth, fam))
+    return Resources(bram18=bram18_count(width, depth, fam))

@@ -1,0 +1,1 @@
+"""Simulation: Verilog generation, Verilator builds and cocotb stream testbenches."""
