@@ -115,6 +115,13 @@ class Converter:
         except (ValueError, GraphError) as e:  # ShapeError and bad specs are ValueErrors
             raise node.fail(str(e)) from e
         attrs = self.model.graph.nodes[name]
+        expected = layer.weight_shape(self.model.input_shapes(name))
+        if weight is not None and tuple(np.shape(weight)) != tuple(expected):
+            raise node.fail(f"weight of shape {list(np.shape(weight))} does not fit; hwgen "
+                            f"expects {list(expected)} (in hwgen's OHWI layout)")
+        if bias is not None and np.size(bias) != expected[0]:
+            raise node.fail(f"bias of shape {list(np.shape(bias))} does not match the "
+                            f"{expected[0]} outputs")
         if weight is not None:
             attrs["weight"] = np.ascontiguousarray(weight, dtype=np.float32)
         if bias is not None:
@@ -143,5 +150,7 @@ class Converter:
                 fn(self, node)
             except OnnxImportError:
                 raise
-            except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as e:
+            except ValueError as e:  # layer specs reject bad hyper-parameters with a reason
+                raise node.fail(str(e)) from e
+            except (TypeError, KeyError, IndexError, ArithmeticError) as e:
                 raise node.fail(f"malformed node: {type(e).__name__}: {e}") from e

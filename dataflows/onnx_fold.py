@@ -65,23 +65,29 @@ def _slice(node, args):
 
 def _reshape(node, args):
     data, shape = args[0], [int(s) for s in np.asarray(args[1]).reshape(-1)]
-    if not node.attr("allowzero", 0):
+    if not node.flag("allowzero", 0):
         shape = [data.shape[i] if s == 0 else s for i, s in enumerate(shape)]
     return data.reshape(shape)
+
+
+def _normalized(node, axes, rank: int) -> list[int]:
+    if any(not -rank <= a < rank for a in axes):
+        raise node.fail(f"axes {axes} are out of range for rank {rank}")
+    return [a % rank for a in axes]
 
 
 def _squeeze(node, args):
     axes = _axes(node, args, 1)
     if axes is None:
         return np.squeeze(args[0])
-    return np.squeeze(args[0], axis=tuple(a % args[0].ndim for a in axes))
+    return np.squeeze(args[0], axis=tuple(_normalized(node, axes, args[0].ndim)))
 
 
 def _unsqueeze(node, args):
     axes = _axes(node, args, 1)
     rank = args[0].ndim + len(axes)
     out = args[0]
-    for axis in sorted(a % rank for a in axes):
+    for axis in sorted(_normalized(node, axes, rank)):
         out = np.expand_dims(out, axis)
     return out
 

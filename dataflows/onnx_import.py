@@ -106,10 +106,10 @@ class ImportedModel:
         return flat.reshape(self.output_shape)
 
 
-def _read(source) -> tuple[onnx.ModelProto, str]:
-    """The model proto and a label for messages."""
+def _read(source) -> tuple[onnx.ModelProto, str | None]:
+    """The model proto and the path it came from (``None`` for a proto)."""
     if isinstance(source, onnx.ModelProto):
-        return source, source.graph.name or "model"
+        return source, None
     if not isinstance(source, (str, os.PathLike)):
         raise OnnxImportError(f"expected a path or an onnx.ModelProto, not {type(source).__name__}")
     path = os.fspath(source)
@@ -127,9 +127,8 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _check(proto: onnx.ModelProto, label: str) -> None:
-    what = f"cannot read ONNX file {label!r}: invalid model" if label.endswith(".onnx") \
-        else f"invalid ONNX model {label!r}"
+def _check(proto: onnx.ModelProto, path: str | None) -> None:
+    what = "invalid ONNX model" if path is None else f"cannot read ONNX file {path!r}: invalid model"
     if not proto.graph.node:
         raise OnnxImportError(f"{what}: the graph has no nodes")
     try:
@@ -239,8 +238,8 @@ def import_onnx(source, name: str | None = None) -> ImportedModel:
         For an unreadable or invalid file, more than one input or output, a batch other than
         1, a dynamic image size, or a node hwgen cannot map (the message names it and its op).
     """
-    proto, label = _read(source)
-    _check(proto, label)
+    proto, path = _read(source)
+    _check(proto, path)
     try:
         pinned, input_name, output_name = _pin_batch(proto)
         inferred = _infer_shapes(pinned)
@@ -249,13 +248,14 @@ def import_onnx(source, name: str | None = None) -> ImportedModel:
         run_passes(g)
         n, c, h, w = g.shapes[input_name]
         if name is None:
-            stem = os.path.splitext(os.path.basename(label))[0] if label.endswith(".onnx") else ""
+            stem = os.path.splitext(os.path.basename(path))[0] if path else ""
             name = proto.graph.name or stem or "onnx_model"
         model, conv = _convert(g, name, (h, w, c))
     except OnnxImportError:
         raise
     except Exception as e:  # a malformed graph must not surface as an internal error
-        raise OnnxImportError(f"cannot import {label!r}: {_first_line(e)}") from e
+        where = f"ONNX file {path!r}" if path else f"ONNX model {proto.graph.name!r}"
+        raise OnnxImportError(f"cannot import {where}: {_first_line(e)}") from e
     out = conv.tensors[g.output]
     input_shape = [1, c, h, w] if layout == "NCHW" else [1, h, w, c]
     output_shape = list(conv.onnx_shape(out))

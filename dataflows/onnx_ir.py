@@ -52,6 +52,13 @@ class OnnxNode:
     def attr(self, key: str, default=None):
         return self.attrs.get(key, default)
 
+    def flag(self, key: str, default: int) -> bool:
+        """A 0/1 attribute as a bool; any other value is an error (ONNX leaves it undefined)."""
+        value = self.attrs.get(key, default)
+        if value not in (0, 1):
+            raise self.fail(f"attribute {key}={value!r} must be 0 or 1")
+        return bool(value)
+
     def input(self, i: int) -> str:
         """Name of input ``i``, or ``""`` if it is absent."""
         return self.inputs[i] if i < len(self.inputs) else ""

@@ -20,6 +20,8 @@ converts = registrar(CONVERTERS)
 
 def _window_padding(node: OnnxNode, size_hw, kernel, stride) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) from ``pads`` or ``auto_pad``."""
+    if len(stride) != 2 or min(stride) < 1:
+        raise node.fail(f"strides {list(stride)} must be two positive ints")
     auto = node.attr("auto_pad", "NOTSET")
     if auto == "VALID":
         return (0, 0, 0, 0)
@@ -91,7 +93,7 @@ def _pool(c: Converter, node: OnnxNode, cls, **extra) -> None:
     stride = tuple(ints(node.attr("strides", [1, 1])))
     padding = _window_padding(node, c.hwc(x)[:2], kernel, stride)
     c.add(node, cls(kernel=kernel, stride=stride, padding=padding,
-                    ceil_mode=bool(node.attr("ceil_mode", 0)), **extra), [x])
+                    ceil_mode=node.flag("ceil_mode", 0), **extra), [x])
 
 
 @converts("MaxPool")
@@ -101,7 +103,7 @@ def _max_pool(c: Converter, node: OnnxNode) -> None:
 
 @converts("AveragePool")
 def _avg_pool(c: Converter, node: OnnxNode) -> None:
-    _pool(c, node, L.AvgPool, count_include_pad=bool(node.attr("count_include_pad", 0)))
+    _pool(c, node, L.AvgPool, count_include_pad=node.flag("count_include_pad", 0))
 
 
 @converts("GlobalAveragePool")
@@ -118,7 +120,7 @@ def _reduce_mean(c: Converter, node: OnnxNode) -> None:
     if axes is None or sorted(a % 4 for a in ints(axes)) != [2, 3]:
         raise node.fail(f"axes {None if axes is None else ints(axes)} are not supported "
                         f"(only [2, 3], a global average pool)")
-    c.add(node, L.GlobalAvgPool(), [x], rank=4 if node.attr("keepdims", 1) else 2)
+    c.add(node, L.GlobalAvgPool(), [x], rank=4 if node.flag("keepdims", 1) else 2)
 
 
 # -- activations ---------------------------------------------------------------------------
@@ -179,7 +181,8 @@ def _constant_operand(c: Converter, node: OnnxNode, neutral: float, what: str) -
         c.alias(node, x)
         return True
     raise node.fail(f"{what} a constant of shape {list(value.shape)} is only supported right "
-                    f"after a Conv or Gemm, where it is folded into the weights")
+                    f"after a Conv or Gemm whose output only it reads, where it is folded into "
+                    f"the weights")
 
 
 @converts("Add", "Sum")

@@ -41,6 +41,9 @@ def _split(c: Converter, node: OnnxNode) -> None:
     elif "split" in node.attrs:
         sizes = ints(node.attrs["split"])
     else:  # equal parts, the last one smaller if need be (opset 18's num_outputs)
+        if c.g.opset >= 18 and node.attr("num_outputs") != n:
+            raise node.fail(f"num_outputs={node.attr('num_outputs')} must be given and equal "
+                            f"the {n} outputs")
         part = -(-channels // n)
         sizes = [min(part, channels - i * part) for i in range(n)]
     if len(sizes) != n or sum(sizes) != channels or min(sizes) < 1:
@@ -100,6 +103,8 @@ def _channel_shuffle(c: Converter, node: OnnxNode) -> None:
 
 def _target_shape(node: OnnxNode, shape, target) -> tuple[int, ...]:
     """Reshape's output shape: 0 copies a dimension, -1 takes what is left."""
+    if len(ints(target)) > len(shape) and 0 in ints(target)[len(shape):]:
+        raise node.fail(f"reshape target {ints(target)} copies a dimension {list(shape)} lacks")
     out = [shape[i] if t == 0 else t for i, t in enumerate(ints(target))]
     if out.count(-1) > 1 or any(t < -1 for t in out):
         raise node.fail(f"reshape target {ints(target)} is invalid")
@@ -171,7 +176,7 @@ def _flatten_hwc(c: Converter, node: OnnxNode) -> None:
 def _batchnorm(c: Converter, node: OnnxNode) -> None:
     prod = c.g.producer(node.inputs[0])
     source = "the graph input" if prod is None else f"node {prod.name!r} ({prod.op})"
-    if node.attr("training_mode", 0):
+    if node.flag("training_mode", 0):
         raise node.fail("training_mode=1 is not supported")
     raise node.fail(f"batch norm must directly follow a Conv or Gemm whose output only it "
                     f"reads, to be folded; it follows {source}")

@@ -109,12 +109,12 @@ def gemm_to_linear(g: OnnxGraph) -> bool:
                 continue
             w, b = g.constants[node.input(1)].T, None
         elif node.op == "Gemm":
-            if node.attr("transA", 0):
+            if node.flag("transA", 0):
                 raise node.fail("transA=1 is not supported")
             w = g.const(node, 1, "the weight B")
             if np.ndim(w) != 2:
                 raise node.fail(f"weight B has shape {list(np.shape(w))}; expected 2-D")
-            w = w * node.attr("alpha", 1.0) if node.attr("transB", 0) else w.T * node.attr("alpha", 1.0)
+            w = w * node.attr("alpha", 1.0) if node.flag("transB", 0) else w.T * node.attr("alpha", 1.0)
             b = None
             if node.input(2):
                 c = channel_vector(g.const(node, 2, "the bias C"), 2, w.shape[0])
@@ -147,6 +147,9 @@ def _set_affine(g: OnnxGraph, layer: OnnxNode, scale, shift, out: str) -> None:
     """Replace ``layer``'s output ``y`` by ``y * scale + shift`` (per channel) named ``out``."""
     w = g.constants[layer.inputs[1]]
     b = g.constants[layer.input(2)] if layer.input(2) else np.zeros(w.shape[0], np.float32)
+    if np.shape(b) != (w.shape[0],):
+        raise layer.fail(f"bias of shape {list(np.shape(b))} does not match weight "
+                         f"{list(w.shape)}")
     w = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
     b = (b * scale + shift).astype(np.float32)
     layer.inputs = [layer.inputs[0], g.add_const(layer.name + ".weight", w),
@@ -159,14 +162,21 @@ def fold_batchnorm(g: OnnxGraph) -> bool:
     """Fold an inference ``BatchNormalization`` into the Conv or Linear before it."""
     changed = False
     for bn in list(g.nodes):
-        if bn.op != "BatchNormalization" or bn.attr("training_mode", 0):
+        if bn.op != "BatchNormalization" or bn.flag("training_mode", 0):
             continue
         if any(g.consumers(t) or t == g.output for t in bn.outputs[1:]):
             continue
         layer = _weighted_producer(g, bn.inputs[0])
         if layer is None or not all(t in g.constants for t in bn.inputs[1:5]):
             continue
-        gamma, beta, mean, var = (np.asarray(g.constants[t], np.float64) for t in bn.inputs[1:5])
+        gamma, beta, mean, var = (np.asarray(g.constants[t], np.float64).reshape(-1)
+                                  for t in bn.inputs[1:5])
+        channels = g.constants[layer.inputs[1]].shape[0]
+        if any(p.size != channels for p in (gamma, beta, mean, var)):
+            raise bn.fail(f"parameters of sizes {[p.size for p in (gamma, beta, mean, var)]} "
+                          f"do not match the {channels} channels of {layer.name!r}")
+        if np.any(var + bn.attr("epsilon", 1e-5) <= 0):
+            raise bn.fail("variance plus epsilon must be positive")
         scale = gamma / np.sqrt(var + bn.attr("epsilon", 1e-5))
         _set_affine(g, layer, scale, beta - mean * scale, bn.outputs[0])
         g.remove(bn)
@@ -243,13 +253,13 @@ def fuse_channel_shuffle(g: OnnxGraph) -> bool:
     """Reshape (N, g, C/g, H, W) -> Transpose (0, 2, 1, 3, 4) -> Reshape (N, C, H, W)."""
     changed = False
     for first in list(g.nodes):
-        if first.op != "Reshape" or first.attr("allowzero", 0):
+        if first.op != "Reshape" or first.flag("allowzero", 0):
             continue
         transpose = _single_reader(g, first, "Transpose")
         if transpose is None or list(transpose.attr("perm", [])) != [0, 2, 1, 3, 4]:
             continue
         last = _single_reader(g, transpose, "Reshape")
-        if last is None or last.attr("allowzero", 0):
+        if last is None or last.flag("allowzero", 0):
             continue
         # The targets may still be computed from shapes; the converter checks their values.
         _replace(g, last, OnnxNode(HW + "ChannelShuffle", last.name,
@@ -288,7 +298,7 @@ def nhwc_global_mean(g: OnnxGraph) -> bool:
         if transpose.op != "Transpose" or list(transpose.attr("perm", [])) != [0, 2, 3, 1]:
             continue
         mean = _single_reader(g, transpose, "ReduceMean")
-        if mean is None or mean.attr("keepdims", 1):
+        if mean is None or mean.flag("keepdims", 1):
             continue
         axes = mean.attr("axes", g.constants.get(mean.input(1), []))
         if sorted(int(a) % 4 for a in np.asarray(axes).reshape(-1)) != [1, 2]:

@@ -74,6 +74,10 @@ class Net:
     def clip6(self, x):
         if self.opset < 11:
             return self.op("Clip", [x], min=0.0, max=6.0)
+        if self.opset >= 13:  # torch.onnx writes the bounds as Constant nodes
+            lo, hi = (self.op("Constant", [], value=numpy_helper.from_array(np.float32(v)))
+                      for v in (0.0, 6.0))
+            return self.op("Clip", [x, lo, hi])
         return self.op("Clip", [x, self.const(0.0), self.const(6.0)])
 
     def model(self, out, shape=None):
