@@ -128,7 +128,8 @@ def _first_line(e: BaseException) -> str:
 
 
 def _check(proto: onnx.ModelProto, path: str | None) -> None:
-    what = "invalid ONNX model" if path is None else f"cannot read ONNX file {path!r}: invalid model"
+    what = ("invalid ONNX model" if path is None
+            else f"cannot read ONNX file {path!r}: invalid model")
     if not proto.graph.node:
         raise OnnxImportError(f"{what}: the graph has no nodes")
     try:
@@ -195,12 +196,17 @@ def _absorb_nhwc_input(g: OnnxGraph) -> str:
     return "NHWC"
 
 
-def _output_shape(proto: onnx.ModelProto, name: str) -> list[int] | None:
+def _check_declared_output(proto: onnx.ModelProto, name: str, computed: list[int]) -> None:
+    """The output shape the file declares (dynamic dimensions match anything) is ours."""
     for vi in proto.graph.output:
-        if vi.name == name and vi.type.tensor_type.HasField("shape"):
-            dims = vi.type.tensor_type.shape.dim
-            return [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
-    return None
+        if vi.name != name or not vi.type.tensor_type.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None
+                for d in vi.type.tensor_type.shape.dim]
+        if len(dims) != len(computed) or any(d not in (None, v) for d, v in zip(dims, computed)):
+            shown = [d if d is not None else "?" for d in dims]
+            raise OnnxImportError(f"output {name!r} is declared as {shown} but computes "
+                                  f"{computed}")
 
 
 def _convert(g: OnnxGraph, name: str, input_shape_hwc) -> tuple[Model, "Converter"]:
@@ -224,7 +230,7 @@ def import_onnx(source, name: str | None = None) -> ImportedModel:
     source : str, os.PathLike or onnx.ModelProto
         The ``.onnx`` file or a loaded model.
     name : str, optional
-        Model name; defaults to the graph's name, else the file's stem.
+        Model name; defaults to the file's stem, else the graph's name.
 
     Returns
     -------
@@ -247,9 +253,9 @@ def import_onnx(source, name: str | None = None) -> ImportedModel:
         layout = _absorb_nhwc_input(g)
         run_passes(g)
         n, c, h, w = g.shapes[input_name]
-        if name is None:
+        if name is None:  # exporters' graph names ("main_graph", "torch_jit") say less
             stem = os.path.splitext(os.path.basename(path))[0] if path else ""
-            name = proto.graph.name or stem or "onnx_model"
+            name = stem or proto.graph.name or "onnx_model"
         model, conv = _convert(g, name, (h, w, c))
     except OnnxImportError:
         raise
@@ -259,9 +265,6 @@ def import_onnx(source, name: str | None = None) -> ImportedModel:
     out = conv.tensors[g.output]
     input_shape = [1, c, h, w] if layout == "NCHW" else [1, h, w, c]
     output_shape = list(conv.onnx_shape(out))
-    declared = _output_shape(inferred, output_name)
-    if declared is not None and len(declared) == len(output_shape) and declared != output_shape:
-        raise OnnxImportError(f"output {output_name!r} is declared as {declared} but computes "
-                              f"{output_shape}")
+    _check_declared_output(inferred, output_name, output_shape)
     return ImportedModel(model, input_name, input_shape, output_name, output_shape, layout,
                          out.perm)

@@ -137,9 +137,6 @@ class OnnxGraph:
         users = self.consumers(tensor)
         return tensor != self.output and len(users) == 1 and users[0] is node
 
-    def is_const(self, tensor: str) -> bool:
-        return tensor in self.constants
-
     def const(self, node: OnnxNode, i: int, what: str) -> np.ndarray:
         """Input ``i`` of ``node`` as a constant array, or an error naming ``what`` it is."""
         name = node.input(i)

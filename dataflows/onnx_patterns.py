@@ -63,7 +63,8 @@ def remove_passthrough(g: OnnxGraph) -> bool:
         if node.op not in ("Identity", "Dropout") or node.inputs[0] in g.constants:
             continue
         if node.op == "Dropout":
-            if len(node.outputs) > 1 and (g.consumers(node.outputs[1]) or node.outputs[1] == g.output):
+            mask = node.outputs[1] if len(node.outputs) > 1 else ""
+            if mask and (g.consumers(mask) or mask == g.output):
                 raise node.fail("the dropout mask output is used; only inference is supported")
             mode = node.input(2)
             if mode and (mode not in g.constants or bool(np.asarray(g.constants[mode]).any())):
@@ -114,7 +115,7 @@ def gemm_to_linear(g: OnnxGraph) -> bool:
             w = g.const(node, 1, "the weight B")
             if np.ndim(w) != 2:
                 raise node.fail(f"weight B has shape {list(np.shape(w))}; expected 2-D")
-            w = w * node.attr("alpha", 1.0) if node.flag("transB", 0) else w.T * node.attr("alpha", 1.0)
+            w = (w if node.flag("transB", 0) else w.T) * node.attr("alpha", 1.0)
             b = None
             if node.input(2):
                 c = channel_vector(g.const(node, 2, "the bias C"), 2, w.shape[0])
@@ -231,7 +232,8 @@ def fuse_self_gating(g: OnnxGraph) -> bool:
             prod = g.producer(gate)
             if prod is None or prod.inputs[:1] != [x] or not g.only_user(gate, mul):
                 continue
-            kind = "swish" if prod.op == "Sigmoid" else "hard_swish" if _is_hard_sigmoid(prod) else None
+            kind = ("swish" if prod.op == "Sigmoid"
+                    else "hard_swish" if _is_hard_sigmoid(prod) else None)
             if kind is None:
                 continue
             _replace(g, mul, OnnxNode(HW + "Activation", mul.name, [x], mul.outputs,

@@ -390,10 +390,10 @@ def _loop_model():
     return n.model(y, shape=[1, 4, 5, 5])
 
 
-def _single(op, *extra_inputs, opset=13, **attrs):
+def _single(op, *extra_inputs, opset=13, shape=None, **attrs):
     n = Net((1, 4, 6, 6), opset)
     ins = ["x", *[n.const(v) for v in extra_inputs]]
-    return n.model(n.op(op, ins, name=f"{op}_1", **attrs))
+    return n.model(n.op(op, ins, name=f"{op}_1", **attrs), shape=shape)
 
 
 def _dilated():
@@ -410,6 +410,24 @@ def _reflect_pad():
     n = Net((1, 4, 6, 6))
     y = n.op("Pad", ["x", n.const([0, 0, 1, 1, 0, 0, 1, 1], np.int64)], name="pad", mode="reflect")
     return n.model(n.conv(y, 4, 4, k=3, pad=0))
+
+
+def _bn_of_wrong_size():
+    n = Net((1, 4, 6, 6))
+    y = n.conv("x", 4, 4, name="conv")
+    params = [n.const(np.full(3, v, np.float32)) for v in (1.0, 0.0, 0.0, 1.0)]
+    return n.model(n.op("BatchNormalization", [y, *params], name="bn"), shape=[1, 4, 6, 6])
+
+
+def _bad_split():
+    n = Net((1, 4, 6, 6))
+    a, b = n.op("Split", ["x", n.const([1, 2], np.int64)], outputs=2, name="split", axis=1)
+    return n.model(n.op("Concat", [a, b], axis=1), shape=[1, 3, 6, 6])
+
+
+def _matmul_on_map():
+    n = Net((1, 4, 6, 6))
+    return n.model(n.op("MatMul", ["x", n.rand(6, 5)], name="mm"))
 
 
 def _mul_by_scalar():
@@ -430,6 +448,14 @@ def _mul_by_scalar():
     (lambda: _single("Cast", to=TensorProto.FLOAT), "node 'Cast_1' (Cast): supported only on "
                                                     "constants"),
     (_reflect_pad, "node 'pad' (Pad): only a constant zero pad"),
+    (_bn_of_wrong_size, "node 'bn' (BatchNormalization): parameters of sizes [3, 3, 3, 3] do "
+                        "not match the 4 channels of 'conv'"),
+    (_bad_split, "node 'split' (Split): split sizes [1, 2] do not divide 4 channels into 2 parts"),
+    (_matmul_on_map, "node 'mm' (hwgen.Linear): input 'x' has shape [1, 4, 6, 6]; expected a "
+                     "(N, K) matrix"),
+    (lambda: _single("MaxPool", kernel_shape=[2, 2], strides=[0, 2],
+                                 shape=[1, 4, 3, 3]),
+     "node 'MaxPool_1' (MaxPool): strides [0, 2] must be two positive ints"),
 ])
 def test_unsupported_nodes_are_named(build, message):
     with pytest.raises(OnnxImportError) as err:
@@ -460,7 +486,8 @@ def test_dynamic_batch_is_treated_as_one():
 
 
 def test_missing_and_corrupt_files(tmp_path):
-    with pytest.raises(OnnxImportError, match=r"cannot read ONNX file '.*nope\.onnx': no such file"):
+    with pytest.raises(OnnxImportError,
+                       match=r"cannot read ONNX file '.*nope\.onnx': no such file"):
         import_onnx(tmp_path / "nope.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(np.random.default_rng(0).bytes(4096))
@@ -509,7 +536,9 @@ def test_zoo_round_trip(name, tmp_path):
     print(f"{name}: export {err_export:.2e}, import {err_import:.2e}")
     assert err_export <= REL_TOL and err_import <= REL_TOL
     assert (imported.model.params, imported.model.macs) == (model.params, model.macs)
-    assert set(model.layers()) <= set(imported.model.layers())  # names survive
+    for layer in model.layers():  # same names, specs and wiring; the exporter may add a
+        assert imported.model.layer(layer) == model.layer(layer)  # final Flatten
+        assert imported.model.inputs_of(layer) == model.inputs_of(layer)
 
 
 def _flatten_model():
