@@ -4,8 +4,8 @@ After :mod:`dataflows.onnx_patterns` has folded and fused, every node left maps 
 few hwgen layers. The converter functions live in :mod:`dataflows.onnx_ops` (compute) and
 :mod:`dataflows.onnx_ops_layout` (slicing, reshaping, and the ops that are only errors
 by the time they get here); :class:`Converter` is the state they share. It walks the nodes in
-order and records, per ONNX tensor,
-the hwgen node holding it and how it is laid out:
+order, folds what became constant once shapes are known, and records, per ONNX tensor, the
+hwgen node holding it and how it is laid out:
 
 - rank 4, ``(1, C, H, W)``: a feature map, hwgen ``(H, W, C)``;
 - rank 2, ``(1, K)``: a vector, hwgen ``(1, 1, K)``. A vector that ONNX flattened in C, H, W
