@@ -1,0 +1,415 @@
+"""Element-wise PEs: residual Add, LutActivation (table ROM) and ChannelScale (the SE multiply).
+
+All three are short pipelines with one global enable: every stage register moves when the
+output register is empty or being read (``advance = ~o.valid | o.ready``), so they sustain one
+beat per cycle and hold their output under backpressure. The integer rules are those of
+:mod:`dataflows.numerics`; :func:`requantize_value` is their RTL form, shared with the pools.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import memory
+from amaranth.lib.wiring import In, Out
+
+from dataflows import numerics as nm
+
+from .pe import ProcessingElement, beat_signature
+from .resources import DeviceFamily, Resources, family, memory_resources
+
+__all__ = ["AddParams", "Add", "LutParams", "LutActivation", "ChannelScaleParams",
+           "ChannelScale", "requantize_value", "multiplier_dsps", "check_int"]
+
+
+# -- shared helpers (also used by rtl_templates.pool) -----------------------------------------
+def check_int(value, name: str, low: int = 1) -> int:
+    """``value`` as an int ``>= low``; ValueError quoting it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an int of at least {low}, not {value!r}")
+    return int(value)
+
+
+def requantize_value(product: Value, shamt, lo: int, hi: int) -> Value:
+    """``clamp(round_shift(product, shamt + 1), lo, hi)`` as logic (numerics.round_shift).
+
+    ``shamt`` is ``shift - 1`` (an int or an unsigned Value): the rounding is
+    ``((x >> (shift-1)) + 1) >> 1`` with arithmetic shifts, exactly as the numpy model.
+    """
+    rounded = ((product >> shamt) + 1) >> 1
+    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
+
+
+def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> int:
+    """DSP slices of one signed ``a_bits`` x ``b_bits`` multiplier (tiled when wider)."""
+    da, db = family(fam).dsp_widths
+    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
+    return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
+
+
+def _check_common(bits, simd) -> None:
+    nm.qrange(bits)  # bits in 2..32, TypeError/ValueError quoting it
+    check_int(simd, "simd")
+
+
+# -- Add ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AddParams:
+    """Shape and constants of an :class:`Add` (see :class:`dataflows.quantize.QAdd`).
+
+    Attributes
+    ----------
+    bits, simd : int
+        Beat layout of ``a``, ``b`` and ``o``.
+    multiplier_a, multiplier_b, shift, lo, hi : int
+        ``y = clamp(round_shift(a*Ma + b*Mb, shift), lo, hi)``.
+    frame_beats : int
+        Beats per frame (H*W*C/simd), for the cycle model.
+    """
+
+    bits: int
+    simd: int
+    multiplier_a: int
+    multiplier_b: int
+    shift: int
+    lo: int
+    hi: int
+    frame_beats: int = 1
+
+    def __post_init__(self):
+        _check_common(self.bits, self.simd)
+        for name in ("multiplier_a", "multiplier_b"):
+            m = getattr(self, name)
+            if isinstance(m, bool) or not isinstance(m, Integral) or not 0 <= m < 2 ** nm.MULT_BITS:
+                raise ValueError(f"{name} must be an int in [0, 2**{nm.MULT_BITS}), not {m!r}")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, Integral) or \
+                not nm.SHIFT_MIN <= self.shift <= nm.SHIFT_MAX:
+            raise ValueError(f"shift must be an int in {nm.SHIFT_MIN}..{nm.SHIFT_MAX}, not {self.shift!r}")
+        qmin, qmax = nm.qrange(self.bits)
+        if not qmin <= self.lo <= self.hi <= qmax:
+            raise ValueError(f"bounds must satisfy {qmin} <= lo <= hi <= {qmax}, not [{self.lo!r}, {self.hi!r}]")
+        check_int(self.frame_beats, "frame_beats")
+
+
+def _is_trivial_constant(m: int) -> bool:
+    """A product by 0 or a power of two is wiring, not a multiplier."""
+    return m == 0 or m & (m - 1) == 0
+
+
+class Add(ProcessingElement):
+    """Residual add of two streams at different scales, requantized to a third.
+
+    Pipeline: products ``a*Ma``, ``b*Mb`` (stage 1), their sum (stage 2), then the rounding
+    shift and clamp as logic on the stage-2 register. A beat transfers only when both inputs
+    are valid and the pipeline advances. Latency 2, one beat per cycle.
+
+    Parameters
+    ----------
+    params : AddParams
+    """
+
+    def __init__(self, params: AddParams):
+        if not isinstance(params, AddParams):
+            raise TypeError(f"params must be AddParams, not {params!r}")
+        self.params = params
+        sig = beat_signature(params.bits, params.simd)
+        super().__init__({"a": In(sig), "b": In(sig), "o": Out(sig)})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        advance = ~self.o.valid | self.o.ready
+        take = self.a.valid & self.b.valid & advance
+        m.d.comb += [self.a.ready.eq(self.b.valid & advance),
+                     self.b.ready.eq(self.a.valid & advance)]
+        pbits = p.bits + nm.MULT_BITS + 1
+        prod_valid, out_valid = Signal(), Signal()
+        m.d.comb += self.o.valid.eq(out_valid)
+        with m.If(advance):
+            m.d.sync += [prod_valid.eq(take), out_valid.eq(prod_valid)]
+        for k in range(p.simd):
+            pa, pb = Signal(signed(pbits), name=f"pa{k}"), Signal(signed(pbits), name=f"pb{k}")
+            total = Signal(signed(pbits + 1), name=f"sum{k}")
+            with m.If(advance):
+                m.d.sync += [pa.eq(self.a.payload[k] * Const(p.multiplier_a, signed(nm.MULT_BITS + 1))),
+                             pb.eq(self.b.payload[k] * Const(p.multiplier_b, signed(nm.MULT_BITS + 1))),
+                             total.eq(pa + pb)]
+            m.d.comb += self.o.payload[k].eq(requantize_value(total, p.shift - 1, p.lo, p.hi))
+        return m
+
+    def behaviour(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        p = self.params
+        return nm.add_requantize(a, b, p.multiplier_a, p.multiplier_b, p.shift, p.lo, p.hi)
+
+    def cycles_per_frame(self) -> int:
+        return self.params.frame_beats
+
+    def latency(self) -> int:
+        return 2  # product register, sum register
+
+    def resources(self, family: str | DeviceFamily = "7series") -> Resources:
+        """Per lane: a DSP per non-trivial constant product; LUTs: sum, rounding, clamp."""
+        p = self.params
+        pbits = p.bits + nm.MULT_BITS + 1
+        mults = sum(not _is_trivial_constant(mm) for mm in (p.multiplier_a, p.multiplier_b))
+        dsp = p.simd * mults * multiplier_dsps(p.bits, nm.MULT_BITS + 1, family)
+        lut = p.simd * (pbits + 2 * p.bits + (pbits if mults < 2 else 0)) + 4
+        ff = p.simd * (3 * pbits + 1) + 2
+        return Resources(dsp=dsp, lut=lut, ff=ff)
+
+
+# -- LutActivation ------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LutParams:
+    """Shape and table of a :class:`LutActivation` (see :class:`dataflows.quantize.QLut`).
+
+    Attributes
+    ----------
+    bits, simd : int
+        Beat layout.
+    table : numpy.ndarray
+        ``2**bits`` entries, entry ``i`` for input ``qmin + i`` (numerics.build_lut).
+    frame_beats : int
+        Beats per frame, for the cycle model.
+    """
+
+    bits: int
+    simd: int
+    table: np.ndarray
+    frame_beats: int = 1
+
+    def __post_init__(self):
+        _check_common(self.bits, self.simd)
+        if self.bits > 12:
+            raise ValueError(f"a table ROM of 2**bits entries needs bits <= 12, not {self.bits!r}")
+        table = np.asarray(self.table, dtype=np.int64)
+        if table.shape != (2 ** self.bits,):
+            raise ValueError(f"a {self.bits}-bit table has {2 ** self.bits} entries, not shape {table.shape}")
+        qmin, qmax = nm.qrange(self.bits)
+        if table.size and (table.min() < qmin or table.max() > qmax):
+            raise ValueError(f"table entries must be in [{qmin}, {qmax}], not [{table.min()}, {table.max()}]")
+        table.flags.writeable = False
+        object.__setattr__(self, "table", table)
+        check_int(self.frame_beats, "frame_beats")
+
+
+class LutActivation(ProcessingElement):
+    """Element-wise activation by table: one ROM per lane, addressed by ``q - qmin``.
+
+    ``q - qmin`` is ``q`` with its sign bit inverted, so the address costs no logic. The ROM's
+    synchronous read port is the single pipeline stage: latency 1, one beat per cycle.
+
+    Parameters
+    ----------
+    params : LutParams
+    """
+
+    def __init__(self, params: LutParams):
+        if not isinstance(params, LutParams):
+            raise TypeError(f"params must be LutParams, not {params!r}")
+        self.params = params
+        sig = beat_signature(params.bits, params.simd)
+        super().__init__({"i": In(sig), "o": Out(sig)})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        init = [int(v) for v in p.table]
+        for k in range(p.simd):
+            rom = memory.Memory(shape=signed(p.bits), depth=2 ** p.bits, init=init)
+            m.submodules[f"rom{k}"] = rom
+            rd = rom.read_port(domain="sync")
+            lane = self.i.payload[k].as_unsigned()
+            m.d.comb += [rd.addr.eq(lane ^ (1 << (p.bits - 1))), rd.en.eq(advance),
+                         self.o.payload[k].eq(rd.data)]
+        return m
+
+    def behaviour(self, frame: np.ndarray) -> np.ndarray:
+        return nm.apply_lut(frame, self.params.table, self.params.bits)
+
+    def cycles_per_frame(self) -> int:
+        return self.params.frame_beats
+
+    def latency(self) -> int:
+        return 1  # the ROM's read register
+
+    def resources(self, family: str | DeviceFamily = "7series") -> Resources:
+        """One ``2**bits`` x ``bits`` ROM per lane (memory_resources), plus the valid bit."""
+        p = self.params
+        return memory_resources(p.bits, 2 ** p.bits, family).scaled(p.simd) + Resources(lut=2, ff=1)
+
+
+# -- ChannelScale -------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ChannelScaleParams:
+    """Shape and constants of a :class:`ChannelScale` (see :class:`dataflows.quantize.QMul`).
+
+    Attributes
+    ----------
+    bits, simd : int
+        Beat layout of ``a`` (feature map), ``b`` (gate) and ``o``.
+    channels, height, width : int
+        Feature map shape (H, W, C); the gate is (1, 1, C).
+    requant : RequantSpec
+        One entry (a scalar ratio) or ``channels`` entries.
+    """
+
+    bits: int
+    simd: int
+    channels: int
+    height: int
+    width: int
+    requant: nm.RequantSpec
+
+    def __post_init__(self):
+        _check_common(self.bits, self.simd)
+        for name in ("channels", "height", "width"):
+            check_int(getattr(self, name), name)
+        if self.channels % self.simd:
+            raise ValueError(f"channels {self.channels!r} do not fold into {self.simd!r} lanes")
+        if not isinstance(self.requant, nm.RequantSpec) or len(self.requant) not in (1, self.channels):
+            raise ValueError(f"requant must be a RequantSpec of 1 or {self.channels} entries, "
+                             f"not {self.requant!r}")
+        qmin, qmax = nm.qrange(self.bits)
+        if not qmin <= self.requant.lo <= self.requant.hi <= qmax:
+            raise ValueError(f"requant bounds must lie in [{qmin}, {qmax}], "
+                             f"not [{self.requant.lo}, {self.requant.hi}]")
+
+    @property
+    def groups(self) -> int:
+        return self.channels // self.simd
+
+
+class ChannelScale(ProcessingElement):
+    """Scale every pixel of ``a`` by the per-channel gate ``b``: the SE block's multiply.
+
+    The gate (``C/simd`` beats per frame) is stored in one of two banks of shift registers
+    that rotate by one group per pixel beat, so the current group's gate is always at the head
+    (no address logic). While frame ``n`` is scaled, frame ``n+1``'s gate loads into the other
+    bank, so frames follow back to back. ``a`` is accepted only once its frame's gate is
+    complete. Pipeline: ``x * g`` (stage 1), ``* M`` (stage 2), rounding shift and clamp as
+    logic. Latency (from ``a``'s first transfer) 2.
+
+    Parameters
+    ----------
+    params : ChannelScaleParams
+    """
+
+    def __init__(self, params: ChannelScaleParams):
+        if not isinstance(params, ChannelScaleParams):
+            raise TypeError(f"params must be ChannelScaleParams, not {params!r}")
+        self.params = params
+        sig = beat_signature(params.bits, params.simd)
+        super().__init__({"a": In(sig), "b": In(sig), "o": Out(sig)})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        g_count = p.groups
+        frame_beats = p.height * p.width * g_count
+        advance = ~self.o.valid | self.o.ready
+
+        # Two gate banks; full[k] once loaded, cleared after its frame's last pixel beat.
+        banks = [[Signal(signed(p.bits), name=f"gate{bank}_{j}_{k}") for j in range(g_count)
+                  for k in range(p.simd)] for bank in range(2)]
+        full = [Signal(name=f"full{bank}") for bank in range(2)]
+        wsel, rsel = Signal(), Signal()
+        load_count = Signal(range(g_count), name="load_count")
+        beat_count = Signal(range(frame_beats), name="beat_count")
+        group = Signal(range(g_count), name="group")
+
+        w_full = Mux(wsel, full[1], full[0])
+        r_full = Mux(rsel, full[1], full[0])
+        load = self.b.valid & ~w_full
+        take = self.a.valid & r_full & advance
+        m.d.comb += [self.b.ready.eq(~w_full), self.a.ready.eq(r_full & advance)]
+
+        for bank in range(2):
+            regs = banks[bank]
+            with m.If(load & (wsel == bank)):  # shift a new group in at the tail
+                m.d.sync += [regs[j].eq(regs[j + p.simd]) for j in range(len(regs) - p.simd)]
+                m.d.sync += [regs[len(regs) - p.simd + k].eq(self.b.payload[k]) for k in range(p.simd)]
+            with m.If(take & (rsel == bank)):  # rotate: the next group comes to the head
+                m.d.sync += [regs[j].eq(regs[(j + p.simd) % len(regs)]) for j in range(len(regs))]
+        with m.If(load):
+            m.d.sync += load_count.eq(Mux(load_count == g_count - 1, 0, load_count + 1))
+            with m.If(load_count == g_count - 1):
+                m.d.sync += wsel.eq(~wsel)
+                for bank in range(2):
+                    with m.If(wsel == bank):
+                        m.d.sync += full[bank].eq(1)
+        with m.If(take):
+            m.d.sync += [beat_count.eq(Mux(beat_count == frame_beats - 1, 0, beat_count + 1)),
+                         group.eq(Mux(group == g_count - 1, 0, group + 1))]
+            with m.If(beat_count == frame_beats - 1):
+                m.d.sync += rsel.eq(~rsel)
+                for bank in range(2):
+                    with m.If(rsel == bank):
+                        m.d.sync += full[bank].eq(0)
+
+        # Requantization constants of the current group, per lane.
+        spec = p.requant
+        per_channel = len(spec) > 1
+        group_1 = Signal.like(group, name="group_1")
+        prod_valid, out_valid = Signal(), Signal()
+        m.d.comb += self.o.valid.eq(out_valid)
+        with m.If(advance):
+            m.d.sync += [prod_valid.eq(take), out_valid.eq(prod_valid), group_1.eq(group)]
+        xg_bits = 2 * p.bits
+        shamt_2 = [Signal(range(nm.SHIFT_MAX), name=f"shamt{k}") for k in range(p.simd)]
+        for k in range(p.simd):
+            head = Mux(rsel, banks[1][k], banks[0][k])
+            xg = Signal(signed(xg_bits), name=f"xg{k}")
+            prod = Signal(signed(xg_bits + nm.MULT_BITS + 1), name=f"prod{k}")
+            if per_channel:
+                mult = Signal(signed(nm.MULT_BITS + 1), name=f"mult{k}")
+                shamt = Signal(range(nm.SHIFT_MAX), name=f"shamt_sel{k}")
+                for j in range(g_count):  # a mux over the groups' constants
+                    c = j * p.simd + k
+                    with m.If((group_1 == j) if g_count > 1 else 1):
+                        m.d.comb += [mult.eq(int(spec.multiplier[c])),
+                                     shamt.eq(int(spec.shift[c]) - 1)]
+                with m.If(advance):
+                    m.d.sync += shamt_2[k].eq(shamt)
+                out_shamt = shamt_2[k]
+            else:
+                mult = Const(int(spec.multiplier[0]), signed(nm.MULT_BITS + 1))
+                out_shamt = int(spec.shift[0]) - 1
+            with m.If(advance):
+                m.d.sync += [xg.eq(self.a.payload[k] * head), prod.eq(xg * mult)]
+            m.d.comb += self.o.payload[k].eq(requantize_value(prod, out_shamt, spec.lo, spec.hi))
+        return m
+
+    def behaviour(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """``x`` an (H, W, C) frame, ``g`` the (1, 1, C) gate: numerics.mul_requantize."""
+        spec = self.params.requant
+        mult, shift = (spec.multiplier, spec.shift) if len(spec) > 1 else (spec.multiplier[0], spec.shift[0])
+        return nm.mul_requantize(x, g, mult, shift, spec.lo, spec.hi)
+
+    def cycles_per_frame(self) -> int:
+        p = self.params
+        return p.height * p.width * p.groups  # the next gate loads during the current frame
+
+    def latency(self) -> int:
+        return 2  # from a's first transfer: x*g register, *M register
+
+    def resources(self, family: str | DeviceFamily = "7series") -> Resources:
+        """Per lane two multipliers (x*g, *M); gate banks 2*C*bits FFs (or SRL LUTs)."""
+        p = self.params
+        xg_bits = 2 * p.bits
+        pbits = xg_bits + nm.MULT_BITS + 1
+        dsp = p.simd * (multiplier_dsps(p.bits, p.bits, family)
+                        + multiplier_dsps(xg_bits, nm.MULT_BITS + 1, family))
+        gate_ff = 2 * p.channels * p.bits
+        counters = 2 * max(1, (p.height * p.width * p.groups).bit_length()) + 8
+        lut = p.simd * (2 * p.bits + pbits + p.bits) + p.channels * p.bits + counters
+        ff = gate_ff + p.simd * (xg_bits + pbits + 6) + counters
+        return Resources(dsp=dsp, lut=lut, ff=ff)
