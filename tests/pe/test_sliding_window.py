@@ -1,0 +1,114 @@
+"""SlidingWindow on Verilator: window beats as window_beats under gaps and backpressure, exact
+timing, line-buffer sizing, parameter checks."""
+
+import numpy as np
+import pytest
+
+from rtl_templates.beats import WindowOrder, frame_to_beats
+from rtl_templates.sliding_window import SlidingWindow, SlidingWindowParams
+from sim.bench import VerilatorBench
+
+TAP, CHAN = WindowOrder.TAP_MAJOR, WindowOrder.CHANNEL_MAJOR
+CONFIGS = {
+    # SqueezeNet expand3x3
+    "k3s1": SlidingWindowParams(bits=8, channels=4, height=8, width=8, kernel=3, stride=1,
+                                padding=1, simd=2),
+    # MobileNet depthwise stride 2
+    "dw_s2": SlidingWindowParams(bits=8, channels=4, height=9, width=9, kernel=3, stride=2,
+                                 padding=1, simd=4, order=CHAN),
+    # SqueezeNet max pool (ceil_mode rounds the same as floor at 9x9)
+    "pool": SlidingWindowParams(bits=8, channels=2, height=9, width=9, kernel=3, stride=2,
+                                padding=0, ceil_mode=True, simd=1, order=CHAN, pad_value=-128),
+    # ceil_mode adding a bottom row and right column of pad_value
+    "pool_ceil": SlidingWindowParams(bits=8, channels=2, height=8, width=8, kernel=3, stride=2,
+                                     padding=0, ceil_mode=True, simd=2, pad_value=-128),
+    # TensorFlow "same" at stride 2: padding only bottom and right
+    "tf_same": SlidingWindowParams(bits=6, channels=2, height=8, width=8, kernel=3, stride=2,
+                                   padding=(0, 0, 1, 1), simd=1),
+    # EfficientNet 5x5
+    "k5": SlidingWindowParams(bits=8, channels=2, height=7, width=7, kernel=5, stride=1,
+                              padding=2, simd=2),
+    # SqueezeNet conv1
+    "k7s2": SlidingWindowParams(bits=8, channels=3, height=13, width=13, kernel=7, stride=2,
+                                padding=0, simd=3),
+    # ShuffleNet / ResNet downsampling
+    "k1s2": SlidingWindowParams(bits=8, channels=4, height=6, width=6, kernel=1, stride=2,
+                                simd=4),
+    "k1s1": SlidingWindowParams(bits=8, channels=4, height=6, width=6, kernel=1, stride=1,
+                                simd=2),
+}
+BENCH = VerilatorBench("sliding_window_bench",
+                       {name: SlidingWindow(p) for name, p in CONFIGS.items()})
+
+
+def _frames(p: SlidingWindowParams, n: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (p.bits - 1)), 1 << (p.bits - 1)
+    return [rng.integers(lo, hi, (p.height, p.width, p.channels)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_windows_match_behaviour_under_gaps_and_backpressure(name):
+    p, dut = CONFIGS[name], BENCH.configs[name]
+    frames = _frames(p, 2, seed=len(name))
+    beats = np.concatenate([frame_to_beats(f, p.simd) for f in frames])
+    expected = np.concatenate([dut.behaviour(f) for f in frames])
+    assert len(expected) == 2 * dut.output_beats()
+    result = BENCH.run(name, {"i": beats}, {"o": len(expected)}, idle=0.3, backpressure=0.3)
+    np.testing.assert_array_equal(result.beats["o"], expected)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_timing_matches_model(name):
+    p, dut = CONFIGS[name], BENCH.configs[name]
+    frames = _frames(p, 3, seed=7)
+    beats = np.concatenate([frame_to_beats(f, p.simd) for f in frames])
+    n_out = dut.output_beats()
+    result = BENCH.run(name, {"i": beats}, {"o": 3 * n_out}, idle=0, backpressure=0,
+                       tag="timing")
+    np.testing.assert_array_equal(result.beats["o"],
+                                  np.concatenate([dut.behaviour(f) for f in frames]))
+    assert result.latency("i", "o") == dut.latency()
+    assert result.cycles_per_frame("o", n_out) == dut.cycles_per_frame()
+
+
+def test_cycle_model_is_the_busy_side():
+    k3 = SlidingWindow(CONFIGS["k3s1"])
+    assert k3.cycles_per_frame() == 8 * 8 * 9 * 2  # output beats: one per cycle
+    k1 = SlidingWindow(CONFIGS["k1s2"])
+    assert k1.cycles_per_frame() == 6 * 6  # input beats: decimation waits for the input
+
+
+def test_line_buffer_rows_and_resources():
+    # "same" padding needs kernel + stride rows; valid padding also keeps the next frame's
+    # first rows beside the last windows.
+    same = SlidingWindowParams(bits=8, channels=64, height=56, width=56, kernel=3, stride=1,
+                               padding=1, simd=8)
+    assert same.row_slots == 4
+    res = SlidingWindow(same).resources("7series")
+    # 4 rows * 56 pixels * 8 groups = 1792 words of 64 bits: 2 BRAM18 (36 x 512) wide x 4 deep
+    assert res.bram18 == 8 and res.dsp == 0 and res.lut > 0 and res.ff > 0
+    assert CONFIGS["k7s2"].row_slots == 14
+    assert SlidingWindow(CONFIGS["k1s1"]).resources().bram18 == 0
+
+
+def test_invalid_params_are_rejected():
+    base = dict(bits=8, channels=4, height=8, width=8, kernel=3)
+    with pytest.raises(ValueError, match="4"):
+        SlidingWindowParams(**{**base, "kernel": 4})
+    with pytest.raises(ValueError, match="3"):
+        SlidingWindowParams(**base, stride=3)
+    with pytest.raises(ValueError, match="3"):
+        SlidingWindowParams(**base, simd=3)
+    with pytest.raises(ValueError, match=r"\(1, 1, 3, 1\)"):
+        SlidingWindowParams(**base, padding=(1, 1, 3, 1))
+    with pytest.raises(ValueError, match="-129"):
+        SlidingWindowParams(**base, pad_value=-129)
+    with pytest.raises(ValueError, match="0"):
+        SlidingWindowParams(**{**base, "height": 0})
+    with pytest.raises(ValueError, match="larger"):
+        SlidingWindowParams(**{**base, "height": 2})
+    with pytest.raises(ValueError, match="order"):
+        SlidingWindowParams(**base, order="tap_major")
+    with pytest.raises(TypeError):
+        SlidingWindow(base)
