@@ -1,0 +1,358 @@
+"""MatrixVectorUnit: KxK convolutions, 1x1 convolutions and fully connected layers (FINN MVAU).
+
+For each output pixel the unit reads ``taps / simd`` input beats (a window in
+:attr:`~rtl_templates.beats.WindowOrder.TAP_MAJOR` order, or a pixel for a 1x1 conv / FC), and
+produces ``cout / pe`` output beats of ``pe`` channels. Per cycle it does ``pe x simd``
+multiply-accumulates: output-channel group 0 consumes the input stream and stores each beat in
+an input buffer, groups ``1 .. cout/pe - 1`` replay the buffer (the neuron fold). A group's
+accumulator then gets requantized (:class:`~rtl_templates.requant.Requantizer`) while the next
+group accumulates, so the unit is busy every cycle.
+
+Pipeline (every register moves on one enable ``adv``, the output FIFO's ``w_rdy``, which is a
+function of the FIFO level register only, so ``o.ready`` never reaches ``i.ready`` through logic):
+
+0. issue: step counters, input transfer, buffer write, weight-ROM and buffer read addresses;
+1. input beat register / buffer read data, weight-ROM data;
+2. multiplier input registers;
+3. product registers (``pe * simd`` DSPs);
+4. adder tree over the ``simd`` products of each PE row;
+5. accumulator (loaded with ``bias + sum`` on a group's first step);
+6-8. requantizer; then a 2-entry output FIFO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import fifo, memory
+from amaranth.lib.wiring import In, Out
+
+from dataflows import numerics as nm
+from dataflows import tensor_ops as ops
+
+from .pe import ProcessingElement, beat_signature
+from .requant import Requantizer, lane_constants, multiplier_dsps
+from .resources import DeviceFamily, Resources, memory_resources
+
+__all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "adder_tree",
+           "pack_rom", "OUTPUT_FIFO_DEPTH"]
+
+#: Output FIFO depth: 2 lets the pipeline push every cycle while the FIFO drains every cycle.
+OUTPUT_FIFO_DEPTH = 2
+
+
+def check_int(value, name: str, low: int = 1) -> int:
+    """``value`` as an int ``>= low``; ValueError quoting it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int of at least {low}, not {value!r}")
+    return int(value)
+
+
+def check_weights(weights, bias, wbits: int, in_bits: int, acc_bits: int, taps: int):
+    """Validate quantized weights and biases; return them as read-only int64 arrays."""
+    w = np.array(weights, dtype=np.int64)
+    b = np.array(bias, dtype=np.int64).reshape(-1)
+    wlo, whi = nm.qrange(wbits, narrow=True)
+    if w.size and (w.min() < wlo or w.max() > whi):
+        bad = w[(w < wlo) | (w > whi)].flat[0]
+        raise ValueError(f"weight {int(bad)!r} is outside the narrow {wbits}-bit range [{wlo}, {whi}]")
+    need = nm.accumulator_bits(in_bits, wbits, taps)
+    if acc_bits < need:
+        raise ValueError(f"acc_bits must be at least {need} for {taps} taps, not {acc_bits!r}")
+    bound = nm.bias_bound(in_bits, wbits, taps)
+    if b.size and np.abs(b).max() > bound:
+        raise ValueError(f"bias {int(b[np.abs(b).argmax()])!r} exceeds the bound {bound}")
+    w.flags.writeable = b.flags.writeable = False
+    return w, b
+
+
+def check_requant(requant, channels: int, out_bits: int) -> None:
+    if not isinstance(requant, nm.RequantSpec):
+        raise TypeError(f"requant must be a RequantSpec, not {requant!r}")
+    if len(requant) not in (1, channels):
+        raise ValueError(f"requant needs 1 or {channels} entries, not {len(requant)}")
+    lo, hi = nm.qrange(out_bits)
+    if requant.lo < lo or requant.hi > hi:
+        raise ValueError(f"requant bounds [{requant.lo}, {requant.hi}] exceed the "
+                         f"{out_bits}-bit range [{lo}, {hi}]")
+
+
+def pack_rom(rows: np.ndarray, bits: int) -> list[int]:
+    """Pack an (n, lanes) int array into n words, lane 0 in the least significant bits."""
+    mask = (1 << bits) - 1
+    return [sum((int(v) & mask) << (k * bits) for k, v in enumerate(row)) for row in rows]
+
+
+def adder_tree(m: Module, terms: list, width: int, name: str):
+    """Combinational balanced sum of ``terms`` as a signed ``width``-bit signal."""
+    level = 0
+    while len(terms) > 1:
+        nxt = []
+        for j in range(0, len(terms) - 1, 2):
+            s = Signal(signed(width), name=f"{name}_l{level}_{j // 2}")
+            m.d.comb += s.eq(terms[j] + terms[j + 1])
+            nxt.append(s)
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms, level = nxt, level + 1
+    return terms[0]
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixVectorParams:
+    """Shape and constants of a :class:`MatrixVectorUnit`.
+
+    Attributes
+    ----------
+    in_bits, out_bits, wbits : int
+        Activation widths in and out, weight width (weights in the narrow range).
+    weights : numpy.ndarray of int64
+        ``(cout, taps)``, ``taps = K*K*Cin`` in OHWI order (``QConv.weight.reshape(cout, -1)``).
+    bias : numpy.ndarray of int64
+        ``(cout,)``, each within :func:`dataflows.numerics.bias_bound`.
+    requant : dataflows.numerics.RequantSpec
+        One entry or one per output channel.
+    acc_bits : int
+        Accumulator width, at least :func:`dataflows.numerics.accumulator_bits`.
+    pe, simd : int
+        Output channels and taps per cycle; ``pe`` divides ``cout`` and ``simd`` divides
+        ``taps`` (as in FINN: the input stream carries ``simd`` taps per beat, so for a KxK
+        conv ``simd`` must also divide ``Cin`` for the window stream to exist).
+    pixels : int
+        Output pixels per frame (1 for a fully connected layer), for the cycle model.
+
+    Raises
+    ------
+    ValueError, TypeError
+        On any inconsistent value; the message quotes it.
+    """
+
+    in_bits: int
+    out_bits: int
+    weights: np.ndarray
+    bias: np.ndarray
+    requant: nm.RequantSpec
+    wbits: int
+    acc_bits: int
+    pe: int
+    simd: int
+    pixels: int = 1
+
+    def __post_init__(self):
+        nm.qrange(self.in_bits), nm.qrange(self.out_bits), nm.qrange(self.wbits)
+        for name in ("acc_bits", "pe", "simd", "pixels"):
+            check_int(getattr(self, name), name)
+        w = np.asarray(self.weights)
+        if w.ndim != 2 or w.size == 0:
+            raise ValueError(f"weights must be a non-empty (cout, taps) array, not shape {w.shape}")
+        cout, taps = w.shape
+        if cout % self.pe:
+            raise ValueError(f"pe must divide cout={cout}, not {self.pe!r}")
+        if taps % self.simd:
+            raise ValueError(f"simd must divide taps={taps}, not {self.simd!r}")
+        if np.asarray(self.bias).reshape(-1).shape != (cout,):
+            raise ValueError(f"bias must have {cout} entries, not shape {np.shape(self.bias)}")
+        w, b = check_weights(w, self.bias, self.wbits, self.in_bits, self.acc_bits, taps)
+        check_requant(self.requant, cout, self.out_bits)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "bias", b)
+
+    @property
+    def cout(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def taps(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def groups(self) -> int:
+        """Output beats per pixel (the neuron fold), ``cout / pe``."""
+        return self.cout // self.pe
+
+    @property
+    def steps(self) -> int:
+        """Input beats per pixel (the synapse fold), ``taps / simd``."""
+        return self.taps // self.simd
+
+
+class MatrixVectorUnit(ProcessingElement):
+    """``pe x simd`` multiply-accumulates per cycle over a stream of input vectors.
+
+    Parameters
+    ----------
+    params : MatrixVectorParams
+
+    Attributes
+    ----------
+    i : In(stream of ``simd`` x ``in_bits``)
+        ``taps / simd`` beats per output pixel (window beats in TAP_MAJOR order).
+    o : Out(stream of ``pe`` x ``out_bits``)
+        ``cout / pe`` beats per output pixel, channels ascending.
+    """
+
+    #: Cycles from the transfer (issue) of a group's last step to its output transfer: stages
+    #: 1-5, the requantizer, the FIFO write and the FIFO read.
+    PIPELINE = 5 + Requantizer.LATENCY + 1
+
+    def __init__(self, params: MatrixVectorParams):
+        if not isinstance(params, MatrixVectorParams):
+            raise TypeError(f"params must be MatrixVectorParams, not {params!r}")
+        self.params = params
+        super().__init__({"i": In(beat_signature(params.in_bits, params.simd)),
+                          "o": Out(beat_signature(params.out_bits, params.pe))})
+
+    # -- RTL ----------------------------------------------------------------------------------
+    def weight_roms(self) -> list[list[int]]:
+        """Per PE row, the ROM words: address ``g * steps + s`` holds the ``simd`` weights of
+        channel ``g * pe + row``, taps ``s * simd ..``."""
+        p = self.params
+        w = p.weights.reshape(p.groups, p.pe, p.steps, p.simd)
+        return [pack_rom(w[:, r].reshape(-1, p.simd), p.wbits) for r in range(p.pe)]
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        G, S, pe, simd = p.groups, p.steps, p.pe, p.simd
+        prod_bits = p.in_bits + p.wbits
+
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=p.out_bits * pe,
+                                                          depth=OUTPUT_FIFO_DEPTH)
+        adv = Signal()
+        m.d.comb += [
+            adv.eq(out_fifo.w_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            self.o.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+
+        # Stage 0: issue one step per enabled cycle (group 0 needs an input beat).
+        step = Signal(range(max(S, 2)))
+        group = Signal(range(max(G, 2)))
+        addr = Signal(range(max(G * S, 2)))   # weight ROM address, g * S + s
+        from_input = group == 0
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(adv & (~from_input | self.i.valid)),
+            self.i.ready.eq(adv & from_input),
+        ]
+        with m.If(issue):
+            m.d.sync += [step.eq(Mux(step == S - 1, 0, step + 1)),
+                         addr.eq(Mux(addr == G * S - 1, 0, addr + 1))]
+            with m.If(step == S - 1):
+                m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+
+        roms = []
+        for r, words in enumerate(self.weight_roms()):
+            rom = memory.Memory(shape=unsigned(simd * p.wbits), depth=G * S, init=words)
+            m.submodules[f"weights_pe{r}"] = rom
+            port = rom.read_port(domain="sync")
+            m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]
+            roms.append(port.data)
+
+        # Stage 1: the activations come from the input register (group 0) or the buffer.
+        width = simd * p.in_bits
+        x1 = Signal(width)
+        v1, first1, last1, own1 = Signal(), Signal(), Signal(), Signal()
+        g1 = Signal.like(group)
+        with m.If(adv):
+            m.d.sync += [v1.eq(issue), first1.eq(step == 0), last1.eq(step == S - 1),
+                         own1.eq(from_input), g1.eq(group), x1.eq(self.i.payload.as_value())]
+        if G > 1:
+            buf = memory.Memory(shape=unsigned(width), depth=S, init=[])
+            m.submodules.input_buffer = buf
+            wr = buf.write_port()
+            rd = buf.read_port(domain="sync")
+            m.d.comb += [wr.addr.eq(step), wr.data.eq(self.i.payload.as_value()),
+                         wr.en.eq(self.i.valid & self.i.ready),
+                         rd.addr.eq(step), rd.en.eq(adv)]
+            acts1 = Mux(own1, x1, rd.data)
+        else:
+            acts1 = x1
+
+        # Stage 2: multiplier input registers. Stage 3: products.
+        v2, first2, last2, v3, first3, last3 = (Signal() for _ in range(6))
+        g2, g3 = Signal.like(group), Signal.like(group)
+        a2 = [Signal(signed(p.in_bits), name=f"a2_{j}") for j in range(simd)]
+        w2 = [[Signal(signed(p.wbits), name=f"w2_pe{r}_{j}") for j in range(simd)] for r in range(pe)]
+        p3 = [[Signal(signed(prod_bits), name=f"p3_pe{r}_{j}") for j in range(simd)] for r in range(pe)]
+        with m.If(adv):
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
+                         v3.eq(v2), first3.eq(first2), last3.eq(last2), g3.eq(g2)]
+            for j in range(simd):
+                m.d.sync += a2[j].eq(acts1[j * p.in_bits:(j + 1) * p.in_bits].as_signed())
+            for r in range(pe):
+                for j in range(simd):
+                    m.d.sync += [w2[r][j].eq(roms[r][j * p.wbits:(j + 1) * p.wbits].as_signed()),
+                                 p3[r][j].eq(a2[j] * w2[r][j])]
+
+        # Stage 4: adder trees. Stage 5: accumulators (bias on a group's first step).
+        v4, first4, last4, v5, done5 = (Signal() for _ in range(5))
+        g4, g5 = Signal.like(group), Signal.like(group)
+        m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
+        biases = lane_constants(p.bias, pe, G)
+        with m.If(adv):
+            m.d.sync += [v4.eq(v3), first4.eq(first3), last4.eq(last3), g4.eq(g3),
+                         v5.eq(v4), done5.eq(v4 & last4), g5.eq(g4)]
+        for r in range(pe):
+            s4 = Signal(signed(p.acc_bits), name=f"sum4_pe{r}")
+            acc5 = Signal(signed(p.acc_bits), name=f"acc5_pe{r}")
+            tree = adder_tree(m, list(p3[r]), p.acc_bits, f"tree_pe{r}")
+            bias = Array(Const(b, signed(p.acc_bits)) for b in biases[r])[g4]
+            with m.If(adv):
+                m.d.sync += s4.eq(tree)
+                with m.If(v4):
+                    m.d.sync += acc5.eq(Mux(first4, bias, acc5) + s4)
+            m.d.comb += rq.acc[r].eq(acc5)
+        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v5 & done5), rq.group.eq(g5),
+                     out_fifo.w_en.eq(adv & rq.result_valid),
+                     out_fifo.w_data.eq(rq.result.as_value())]
+        return m
+
+    # -- models -------------------------------------------------------------------------------
+    def behaviour(self, beats: np.ndarray) -> np.ndarray:
+        """Input beats ``(n * taps / simd, simd)`` to output beats ``(n * cout / pe, pe)``.
+
+        The accumulation is :func:`dataflows.tensor_ops.conv2d` (a 1x1 conv over the pixels'
+        tap vectors, float64-exact), then bias, width check and
+        :meth:`~dataflows.numerics.RequantSpec.apply`, as :func:`dataflows.golden.conv_int`.
+        """
+        p = self.params
+        x = np.asarray(beats, dtype=np.int64).reshape(1, -1, p.taps)
+        w = p.weights.reshape(p.cout, 1, 1, p.taps).astype(np.float64)
+        acc = ops.exact_int(ops.conv2d(x.astype(np.float64), w)) + p.bias
+        nm.check_fits(acc, p.acc_bits, "matrix-vector accumulator")
+        return p.requant.apply(acc).reshape(-1, p.pe)
+
+    def cycles_per_frame(self) -> int:
+        p = self.params
+        return p.pixels * p.groups * p.steps
+
+    def latency(self) -> int:
+        """First input transfer to first output: the ``steps`` of group 0, then the pipeline."""
+        return self.params.steps - 1 + self.PIPELINE
+
+    def resources(self, family: str | DeviceFamily = "7series") -> Resources:
+        """DSPs: ``pe * simd`` products plus the requantizer's; BRAM/LUTRAM: one weight ROM per
+        PE row (``groups * steps`` x ``simd * wbits``) and the input buffer (``steps`` x
+        ``simd * in_bits``). LUTs: adder trees ``pe * simd * acc_bits``, accumulators
+        ``pe * acc_bits``, bias muxes ``pe * acc_bits * ceil(groups / 4)``, counters ~40.
+        FFs: pipeline registers as built."""
+        p = self.params
+        rq = Requantizer(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits)
+        mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
+        prod_bits = p.in_bits + p.wbits
+        res = rq.resources(family)
+        for _ in range(p.pe):
+            res = res + memory_resources(p.simd * p.wbits, p.groups * p.steps, family)
+        if p.groups > 1:
+            res = res + memory_resources(p.simd * p.in_bits, p.steps, family)
+        lut = (p.pe * p.simd * p.acc_bits + p.pe * p.acc_bits
+               + p.pe * p.acc_bits * -(-p.groups // 4) + 40)
+        if not mul_dsp:
+            lut += p.pe * p.simd * p.in_bits * p.wbits
+        ff = (p.simd * p.in_bits * 2 + p.pe * p.simd * (p.wbits + prod_bits)
+              + 2 * p.pe * p.acc_bits + 48 + OUTPUT_FIFO_DEPTH * p.pe * p.out_bits)
+        return res + Resources(dsp=p.pe * p.simd * mul_dsp, lut=lut, ff=ff)

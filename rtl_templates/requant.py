@@ -1,0 +1,162 @@
+"""Requantizer: ``dataflows.numerics.requantize`` as a pipeline shared by the compute PEs.
+
+``y = clamp(((acc * M >> (shift - 1)) + 1) >> 1, lo, hi)`` per lane, with ``M`` and ``shift``
+per output channel. Lane ``k`` of a beat tagged with group ``g`` is channel ``g * lanes + k``
+(the fold of docs/streams.md), so each lane looks its constants up by ``g`` only.
+
+The pipeline has no handshake of its own: every register moves when ``en`` is high, and a
+``valid`` bit travels alongside, so the owning PE stalls it together with the rest of its
+datapath. Stages (:data:`Requantizer.LATENCY` = 3):
+
+1. register ``acc``, ``M[ch]`` and ``shift[ch] - 1`` (the multiplier's input registers);
+2. register ``acc * M`` (the product register: with 1 the DSP48's AREG/BREG/MREG-PREG);
+3. round, shift, clamp, register.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data
+
+from dataflows import numerics as nm
+
+from .resources import DeviceFamily, Resources, family
+
+__all__ = ["Requantizer", "multiplier_dsps", "maps_to_dsp", "lane_constants"]
+
+#: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
+M_BITS = nm.MULT_BITS + 1
+#: yosys ``synth_xilinx`` keeps products narrower than this many bits in LUTs (DSP_Y_MINWIDTH).
+DSP_MIN_PRODUCT_BITS = 9
+
+
+def maps_to_dsp(a_bits: int, b_bits: int) -> bool:
+    """Whether the tools put an ``a_bits`` x ``b_bits`` signed product in DSP slices."""
+    return a_bits + b_bits >= DSP_MIN_PRODUCT_BITS and min(a_bits, b_bits) >= 2
+
+
+def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> int:
+    """DSP slices of one signed ``a_bits`` x ``b_bits`` multiplier (tiled when wider).
+
+    Zero when the product is too narrow to be worth a DSP (:func:`maps_to_dsp`).
+    """
+    if not maps_to_dsp(a_bits, b_bits):
+        return 0
+    da, db = family(fam).dsp_widths
+    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
+    return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
+
+
+def lane_constants(values, lanes: int, groups: int) -> list[list[int]]:
+    """Per lane, the ``groups`` constants of channels ``g * lanes + lane``.
+
+    ``values`` holds one entry per channel, or a single entry shared by all of them.
+    """
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    if len(v) == 1:
+        v = np.repeat(v, lanes * groups)
+    if len(v) != lanes * groups:
+        raise ValueError(f"need 1 or {lanes * groups} per-channel values, not {len(v)}")
+    table = v.reshape(groups, lanes)
+    return [[int(x) for x in table[:, k]] for k in range(lanes)]
+
+
+def _lookup(m: Module, table: list[int], index, shape, name: str):
+    """``table[index]`` as logic: a constant when every entry is equal, else a mux tree."""
+    if len(set(table)) == 1:
+        return Const(table[0], shape)
+    sig = Signal(shape, name=name)
+    m.d.comb += sig.eq(Array(Const(v, shape) for v in table)[index])
+    return sig
+
+
+class Requantizer(Elaboratable):
+    """Pipelined ``clamp(round_shift(acc * M, shift), lo, hi)`` on ``lanes`` accumulators.
+
+    Parameters
+    ----------
+    spec : dataflows.numerics.RequantSpec
+        One entry, or one per channel (``lanes * groups`` of them).
+    lanes, groups : int
+        Lanes per beat and channel groups (channel ``g * lanes + k``).
+    acc_bits, out_bits : int
+        Signed widths of the accumulators and of the results.
+
+    Attributes
+    ----------
+    en : Signal, in
+        Clock enable of every stage.
+    acc : Signal(ArrayLayout(signed(acc_bits), lanes)), in
+    group : Signal(range(groups)), in
+    valid : Signal, in
+        Tags ``acc`` as a result to requantize.
+    result : Signal(ArrayLayout(signed(out_bits), lanes)), out
+    result_valid : Signal, out
+        ``valid`` delayed by :data:`LATENCY` enabled cycles.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, spec: nm.RequantSpec, lanes: int, groups: int, acc_bits: int,
+                 out_bits: int):
+        if not isinstance(spec, nm.RequantSpec):
+            raise TypeError(f"spec must be a RequantSpec, not {spec!r}")
+        lo, hi = nm.qrange(out_bits)
+        if spec.lo < lo or spec.hi > hi:
+            raise ValueError(f"bounds [{spec.lo}, {spec.hi}] do not fit {out_bits}-bit outputs")
+        self.spec, self.lanes, self.groups = spec, lanes, groups
+        self.acc_bits, self.out_bits = acc_bits, out_bits
+        self.multipliers = lane_constants(spec.multiplier, lanes, groups)
+        self.shifts = lane_constants(spec.shift, lanes, groups)
+        self.en = Signal()
+        self.acc = Signal(data.ArrayLayout(signed(acc_bits), lanes))
+        self.group = Signal(range(max(groups, 2)))
+        self.valid = Signal()
+        self.result = Signal(data.ArrayLayout(signed(out_bits), lanes))
+        self.result_valid = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        s = self.spec
+        prod_bits = self.acc_bits + M_BITS
+        v1, v2 = Signal(), Signal()
+        with m.If(self.en):
+            m.d.sync += [v1.eq(self.valid), v2.eq(v1), self.result_valid.eq(v2)]
+        for k in range(self.lanes):
+            mult = _lookup(m, self.multipliers[k], self.group, signed(M_BITS), f"m_lane{k}")
+            shamt = _lookup(m, [x - 1 for x in self.shifts[k]], self.group, unsigned(6),
+                            f"shamt_lane{k}")
+            acc1 = Signal(signed(self.acc_bits), name=f"acc1_lane{k}")
+            m1 = Signal(signed(M_BITS), name=f"m1_lane{k}")
+            sh1 = Signal(unsigned(6), name=f"shamt1_lane{k}")
+            prod2 = Signal(signed(prod_bits), name=f"prod2_lane{k}")
+            sh2 = Signal(unsigned(6), name=f"shamt2_lane{k}")
+            # Round half up as numerics.round_shift: ((x >> (shift-1)) + 1) >> 1, arithmetic.
+            rounded = Signal(signed(prod_bits + 1), name=f"rounded_lane{k}")
+            m.d.comb += rounded.eq(((prod2 >> sh2) + 1) >> 1)
+            clamped = Mux(rounded < s.lo, s.lo, Mux(rounded > s.hi, s.hi, rounded))
+            with m.If(self.en):
+                m.d.sync += [
+                    acc1.eq(self.acc[k]), m1.eq(mult), sh1.eq(shamt),
+                    prod2.eq(acc1 * m1), sh2.eq(sh1),
+                    self.result[k].eq(clamped),
+                ]
+        return m
+
+    def dsps(self, fam: str | DeviceFamily = "7series") -> int:
+        """DSP slices of the ``lanes`` requantization multipliers."""
+        return self.lanes * multiplier_dsps(self.acc_bits, M_BITS, fam)
+
+    def resources(self, fam: str | DeviceFamily = "7series") -> Resources:
+        """Multipliers, plus per lane: the barrel shifter (~prod_bits * 6 / 2 LUTs), the
+        rounding adder and clamp comparators (~prod_bits + 2 * out_bits LUTs), and the
+        stage registers (acc, M, shift, product, shift, result)."""
+        prod_bits = self.acc_bits + M_BITS
+        lut = self.lanes * (3 * prod_bits + prod_bits + 2 * self.out_bits)
+        ff = self.lanes * (self.acc_bits + M_BITS + 12 + prod_bits + self.out_bits) + 3
+        if not maps_to_dsp(self.acc_bits, M_BITS):
+            lut += self.lanes * self.acc_bits * M_BITS
+        return Resources(dsp=self.dsps(fam), lut=lut, ff=ff)
