@@ -1,0 +1,249 @@
+"""DepthwiseUnit: per-channel KxK dot products (depthwise convolution).
+
+Input: window beats of ``pe`` channels in :attr:`~rtl_templates.beats.WindowOrder.CHANNEL_MAJOR`
+order, i.e. per output pixel, per channel group, the ``K*K`` taps back to back. Each cycle the
+``pe`` lanes multiply one tap by their channel's weight and accumulate; after ``K*K`` taps the
+group's accumulators are requantized (:class:`~rtl_templates.requant.Requantizer`) while the next
+group accumulates, and one beat of ``pe`` channels leaves. No input is replayed, so the unit takes
+one beat per cycle: ``cycles_per_frame = pixels * (C / pe) * K*K``.
+
+Pipeline (one enable ``adv``: the output FIFO's ``w_rdy``, a function of its level register):
+
+0. issue: tap and group counters, weight-ROM address;
+1. input beat register, weight-ROM data (one ROM per lane, ``(C/pe) * K*K`` x ``wbits``);
+2. product registers (``pe`` DSPs);
+3. accumulators (``bias + product`` on a group's first tap);
+4-6. requantizer; then a 2-entry output FIFO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory
+from amaranth.lib.wiring import In, Out
+
+from dataflows import numerics as nm
+from dataflows import tensor_ops as ops
+
+from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
+                                 pack_rom)
+from .pe import ProcessingElement, beat_signature
+from .requant import Requantizer, lane_constants, multiplier_dsps
+from .resources import DeviceFamily, Resources, memory_resources
+
+__all__ = ["DepthwiseParams", "DepthwiseUnit"]
+
+
+@dataclass(frozen=True, eq=False)
+class DepthwiseParams:
+    """Shape and constants of a :class:`DepthwiseUnit`.
+
+    Attributes
+    ----------
+    in_bits, out_bits, wbits : int
+        Activation widths in and out, weight width (weights in the narrow range).
+    weights : numpy.ndarray of int64
+        ``(C, K*K)``, taps row-major (``QConv.weight.reshape(C, -1)`` of a depthwise conv).
+    bias : numpy.ndarray of int64
+        ``(C,)``, each within :func:`dataflows.numerics.bias_bound` for ``K*K`` taps.
+    requant : dataflows.numerics.RequantSpec
+        One entry or one per channel.
+    acc_bits : int
+        Accumulator width, at least :func:`dataflows.numerics.accumulator_bits` of ``K*K`` taps.
+    kernel : int
+        K; the window is K x K.
+    pe : int
+        Channels per beat and per cycle; divides C.
+    pixels : int
+        Output pixels per frame, for the cycle model.
+
+    Raises
+    ------
+    ValueError, TypeError
+        On any inconsistent value; the message quotes it.
+    """
+
+    in_bits: int
+    out_bits: int
+    weights: np.ndarray
+    bias: np.ndarray
+    requant: nm.RequantSpec
+    wbits: int
+    acc_bits: int
+    kernel: int
+    pe: int
+    pixels: int = 1
+
+    def __post_init__(self):
+        nm.qrange(self.in_bits), nm.qrange(self.out_bits), nm.qrange(self.wbits)
+        for name in ("acc_bits", "kernel", "pe", "pixels"):
+            check_int(getattr(self, name), name)
+        w = np.asarray(self.weights)
+        taps = self.kernel ** 2
+        if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] != taps:
+            raise ValueError(f"weights must be a (C, {taps}) array for kernel {self.kernel}, "
+                             f"not shape {w.shape}")
+        channels = w.shape[0]
+        if channels % self.pe:
+            raise ValueError(f"pe must divide C={channels}, not {self.pe!r}")
+        if np.asarray(self.bias).reshape(-1).shape != (channels,):
+            raise ValueError(f"bias must have {channels} entries, not shape {np.shape(self.bias)}")
+        w, b = check_weights(w, self.bias, self.wbits, self.in_bits, self.acc_bits, taps)
+        check_requant(self.requant, channels, self.out_bits)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "bias", b)
+
+    @property
+    def channels(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def taps(self) -> int:
+        return self.kernel ** 2
+
+    @property
+    def groups(self) -> int:
+        """Channel groups (output beats) per pixel, ``C / pe``."""
+        return self.channels // self.pe
+
+
+class DepthwiseUnit(ProcessingElement):
+    """``pe`` channels of a depthwise KxK convolution, one tap per cycle.
+
+    Parameters
+    ----------
+    params : DepthwiseParams
+
+    Attributes
+    ----------
+    i : In(stream of ``pe`` x ``in_bits``)
+        ``(C/pe) * K*K`` beats per output pixel, CHANNEL_MAJOR window order.
+    o : Out(stream of ``pe`` x ``out_bits``)
+        ``C / pe`` beats per output pixel, channels ascending.
+    """
+
+    #: Cycles from the transfer of a group's last tap to its output transfer: stages 1-3, the
+    #: requantizer, the FIFO write and read.
+    PIPELINE = 3 + Requantizer.LATENCY + 1
+
+    def __init__(self, params: DepthwiseParams):
+        if not isinstance(params, DepthwiseParams):
+            raise TypeError(f"params must be DepthwiseParams, not {params!r}")
+        self.params = params
+        super().__init__({"i": In(beat_signature(params.in_bits, params.pe)),
+                          "o": Out(beat_signature(params.out_bits, params.pe))})
+
+    def weight_roms(self) -> list[list[int]]:
+        """Per lane ``k``, address ``g * K*K + t`` holds the weight of channel ``g*pe + k``, tap ``t``."""
+        p = self.params
+        w = p.weights.reshape(p.groups, p.pe, p.taps)
+        return [pack_rom(w[:, k].reshape(-1, 1), p.wbits) for k in range(p.pe)]
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        G, T, pe = p.groups, p.taps, p.pe
+
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=p.out_bits * pe,
+                                                          depth=OUTPUT_FIFO_DEPTH)
+        adv = Signal()
+        m.d.comb += [
+            adv.eq(out_fifo.w_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            self.o.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o.ready),
+            self.i.ready.eq(adv),
+        ]
+
+        # Stage 0: every input transfer is one tap of one channel group.
+        tap = Signal(range(max(T, 2)))
+        group = Signal(range(max(G, 2)))
+        addr = Signal(range(max(G * T, 2)))
+        issue = Signal()
+        m.d.comb += issue.eq(self.i.valid & self.i.ready)
+        with m.If(issue):
+            m.d.sync += [tap.eq(Mux(tap == T - 1, 0, tap + 1)),
+                         addr.eq(Mux(addr == G * T - 1, 0, addr + 1))]
+            with m.If(tap == T - 1):
+                m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+        weights = []
+        for k, words in enumerate(self.weight_roms()):
+            if G * T == 1:
+                weights.append(Const(words[0], unsigned(p.wbits)))
+                continue
+            rom = memory.Memory(shape=unsigned(p.wbits), depth=G * T, init=words)
+            m.submodules[f"weights_lane{k}"] = rom
+            port = rom.read_port(domain="sync")
+            m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]
+            weights.append(port.data)
+
+        # Stage 1: input register. Stage 2: products. Stage 3: accumulators.
+        x1 = Signal(data.ArrayLayout(signed(p.in_bits), pe))
+        v1, first1, last1, v2, first2, last2, v3, done3 = (Signal() for _ in range(8))
+        g1, g2, g3 = (Signal.like(group) for _ in range(3))
+        with m.If(adv):
+            m.d.sync += [v1.eq(issue), first1.eq(tap == 0), last1.eq(tap == T - 1),
+                         g1.eq(group), x1.eq(self.i.payload),
+                         v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
+                         v3.eq(v2), done3.eq(v2 & last2), g3.eq(g2)]
+        m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
+        biases = lane_constants(p.bias, pe, G)
+        for k in range(pe):
+            prod2 = Signal(signed(p.in_bits + p.wbits), name=f"prod2_lane{k}")
+            acc3 = Signal(signed(p.acc_bits), name=f"acc3_lane{k}")
+            bias = Array(Const(b, signed(p.acc_bits)) for b in biases[k])[g2]
+            with m.If(adv):
+                m.d.sync += prod2.eq(x1[k] * weights[k].as_signed())
+                with m.If(v2):
+                    m.d.sync += acc3.eq(Mux(first2, bias, acc3) + prod2)
+            m.d.comb += rq.acc[k].eq(acc3)
+        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v3 & done3), rq.group.eq(g3),
+                     out_fifo.w_en.eq(adv & rq.result_valid),
+                     out_fifo.w_data.eq(rq.result.as_value())]
+        return m
+
+    # -- models -------------------------------------------------------------------------------
+    def behaviour(self, beats: np.ndarray) -> np.ndarray:
+        """Window beats ``(n * C/pe * K*K, pe)`` to output beats ``(n * C/pe, pe)``.
+
+        The beats are regrouped into each pixel's ``(K*K, C)`` window and accumulated by the
+        depthwise branch of :func:`dataflows.tensor_ops.conv2d` (a 1 x K*K kernel over that
+        window, ``groups = C``), then bias, width check and
+        :meth:`~dataflows.numerics.RequantSpec.apply`, as :func:`dataflows.golden.conv_int`.
+        """
+        p = self.params
+        x = np.asarray(beats, dtype=np.int64).reshape(-1, p.groups, p.taps, p.pe)
+        win = x.transpose(0, 2, 1, 3).reshape(-1, p.taps, p.channels).astype(np.float64)
+        w = p.weights.reshape(p.channels, 1, p.taps, 1).astype(np.float64)
+        acc = ops.exact_int(ops.conv2d(win, w, groups=p.channels)) + p.bias   # (n, 1, C)
+        nm.check_fits(acc, p.acc_bits, "depthwise accumulator")
+        return p.requant.apply(acc).reshape(-1, p.pe)
+
+    def cycles_per_frame(self) -> int:
+        p = self.params
+        return p.pixels * p.groups * p.taps
+
+    def latency(self) -> int:
+        """First input transfer to first output: group 0's ``K*K`` taps, then the pipeline."""
+        return self.params.taps - 1 + self.PIPELINE
+
+    def resources(self, family: str | DeviceFamily = "7series") -> Resources:
+        """DSPs: ``pe`` products plus the requantizer's. Memory: one weight ROM per lane,
+        ``(C/pe) * K*K`` x ``wbits``. LUTs: accumulators ``pe * acc_bits``, bias muxes
+        ``pe * acc_bits * ceil(groups / 4)``, counters ~30. FFs: pipeline registers as built."""
+        p = self.params
+        rq = Requantizer(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits)
+        mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
+        res = rq.resources(family)
+        if p.groups * p.taps > 1:
+            for _ in range(p.pe):
+                res = res + memory_resources(p.wbits, p.groups * p.taps, family)
+        lut = p.pe * p.acc_bits + p.pe * p.acc_bits * -(-p.groups // 4) + 30
+        if not mul_dsp:
+            lut += p.pe * p.in_bits * p.wbits
+        ff = (p.pe * (p.in_bits + p.in_bits + p.wbits + p.acc_bits) + 36
+              + OUTPUT_FIFO_DEPTH * p.pe * p.out_bits)
+        return res + Resources(dsp=p.pe * mul_dsp, lut=lut, ff=ff)
