@@ -11,7 +11,7 @@ from sim.bench import VerilatorBench
 TAP, CHAN = WindowOrder.TAP_MAJOR, WindowOrder.CHANNEL_MAJOR
 CONFIGS = {
     # SqueezeNet expand3x3
-    "k3s1": SlidingWindowParams(bits=8, channels=4, height=8, width=8, kernel=3, stride=1,
+    "k3s1": SlidingWindowParams(bits=8, channels=4, height=6, width=6, kernel=3, stride=1,
                                 padding=1, simd=2),
     # MobileNet depthwise stride 2
     "dw_s2": SlidingWindowParams(bits=8, channels=4, height=9, width=9, kernel=3, stride=2,
@@ -20,10 +20,10 @@ CONFIGS = {
     "pool": SlidingWindowParams(bits=8, channels=2, height=9, width=9, kernel=3, stride=2,
                                 padding=0, ceil_mode=True, simd=1, order=CHAN, pad_value=-128),
     # ceil_mode adding a bottom row and right column of pad_value
-    "pool_ceil": SlidingWindowParams(bits=8, channels=2, height=8, width=8, kernel=3, stride=2,
+    "pool_ceil": SlidingWindowParams(bits=8, channels=2, height=6, width=6, kernel=3, stride=2,
                                      padding=0, ceil_mode=True, simd=2, pad_value=-128),
     # TensorFlow "same" at stride 2: padding only bottom and right
-    "tf_same": SlidingWindowParams(bits=6, channels=2, height=8, width=8, kernel=3, stride=2,
+    "tf_same": SlidingWindowParams(bits=6, channels=2, height=6, width=6, kernel=3, stride=2,
                                    padding=(0, 0, 1, 1), simd=1),
     # EfficientNet 5x5
     "k5": SlidingWindowParams(bits=8, channels=2, height=7, width=7, kernel=5, stride=1,
@@ -74,7 +74,7 @@ def test_timing_matches_model(name):
 
 def test_cycle_model_is_the_busy_side():
     k3 = SlidingWindow(CONFIGS["k3s1"])
-    assert k3.cycles_per_frame() == 8 * 8 * 9 * 2  # output beats: one per cycle
+    assert k3.cycles_per_frame() == 6 * 6 * 9 * 2  # output beats: one per cycle
     k1 = SlidingWindow(CONFIGS["k1s2"])
     assert k1.cycles_per_frame() == 6 * 6  # input beats: decimation waits for the input
 
