@@ -112,3 +112,31 @@ def test_invalid_params_are_rejected():
         SlidingWindowParams(**base, order="tap_major")
     with pytest.raises(TypeError):
         SlidingWindow(base)
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_line_buffer_maps_to_modelled_block_rams(tmp_path):
+    # Stops before LUT mapping: that is where the block RAMs already exist, and the WebAssembly
+    # yosys cannot run ABC (the full synth_xilinx of sim.synth dies at "Running ABC command").
+    import json
+    import subprocess
+
+    from sim.harness import to_verilog
+    from sim.synth import bram18_total, yosys_command
+
+    p = SlidingWindowParams(bits=8, channels=32, height=16, width=16, kernel=3, stride=1,
+                            padding=1, simd=8)
+    dut = SlidingWindow(p)
+    (tmp_path / "sw.v").write_text(to_verilog(dut, "sw"))
+    script = ("read_verilog sw.v; synth_xilinx -family xc7 -flatten -top sw -run :map_luts; "
+              "tee -q -o stat.json stat -json")
+    proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    report = json.loads((tmp_path / "stat.json").read_text())
+    design = report.get("design") or next(iter(report["modules"].values()))
+    cells = {k.lstrip("$"): int(v) for k, v in design["num_cells_by_type"].items()}
+    modelled = dut.resources("7series").bram18
+    assert modelled == 2  # 4 rows * 16 pixels * 4 groups = 256 words of 64 bits
+    assert abs(bram18_total(cells) - modelled) <= max(1, modelled // 10)
