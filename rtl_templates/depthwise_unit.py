@@ -29,7 +29,7 @@ from dataflows import numerics as nm
 from dataflows import tensor_ops as ops
 
 from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
-                                 pack_rom)
+                                 memory_attrs, pack_rom)
 from .pe import ProcessingElement, beat_signature
 from .requant import Requantizer, lane_constants, multiplier_dsps
 from .resources import DeviceFamily, Resources, memory_resources
@@ -174,7 +174,8 @@ class DepthwiseUnit(ProcessingElement):
             if G * T == 1:
                 weights.append(Const(words[0], unsigned(p.wbits)))
                 continue
-            rom = memory.Memory(shape=unsigned(p.wbits), depth=G * T, init=words)
+            rom = memory.Memory(shape=unsigned(p.wbits), depth=G * T, init=words,
+                                attrs=memory_attrs(p.wbits, G * T, rom=True))
             m.submodules[f"weights_lane{k}"] = rom
             port = rom.read_port(domain="sync")
             m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]

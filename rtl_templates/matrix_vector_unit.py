@@ -34,10 +34,10 @@ from dataflows import tensor_ops as ops
 
 from .pe import ProcessingElement, beat_signature
 from .requant import Requantizer, lane_constants, multiplier_dsps
-from .resources import DeviceFamily, Resources, memory_resources
+from .resources import BRAM_THRESHOLD_BITS, DeviceFamily, Resources, memory_resources
 
 __all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "adder_tree",
-           "pack_rom", "OUTPUT_FIFO_DEPTH"]
+           "pack_rom", "memory_attrs", "OUTPUT_FIFO_DEPTH"]
 
 #: Output FIFO depth: 2 lets the pipeline push every cycle while the FIFO drains every cycle.
 OUTPUT_FIFO_DEPTH = 2
@@ -77,6 +77,18 @@ def check_requant(requant, channels: int, out_bits: int) -> None:
     if requant.lo < lo or requant.hi > hi:
         raise ValueError(f"requant bounds [{requant.lo}, {requant.hi}] exceed the "
                          f"{out_bits}-bit range [{lo}, {hi}]")
+
+
+def memory_attrs(width: int, depth: int, rom: bool) -> dict:
+    """Synthesis attributes that put a memory where :func:`memory_resources` counts it.
+
+    yosys keeps every ROM in logic unless told ``rom_style = "block"`` (Vivado would pick a
+    block RAM for a large one), so a memory at or above the model's threshold asks for a block
+    RAM; below it the tools' default (logic or LUT RAM) is what the model counts.
+    """
+    if width * depth < BRAM_THRESHOLD_BITS:
+        return {}
+    return {("rom_style" if rom else "ram_style"): "block"}
 
 
 def pack_rom(rows: np.ndarray, bits: int) -> list[int]:
@@ -246,7 +258,8 @@ class MatrixVectorUnit(ProcessingElement):
 
         roms = []
         for r, words in enumerate(self.weight_roms()):
-            rom = memory.Memory(shape=unsigned(simd * p.wbits), depth=G * S, init=words)
+            rom = memory.Memory(shape=unsigned(simd * p.wbits), depth=G * S, init=words,
+                                attrs=memory_attrs(simd * p.wbits, G * S, rom=True))
             m.submodules[f"weights_pe{r}"] = rom
             port = rom.read_port(domain="sync")
             m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]
@@ -261,7 +274,8 @@ class MatrixVectorUnit(ProcessingElement):
             m.d.sync += [v1.eq(issue), first1.eq(step == 0), last1.eq(step == S - 1),
                          own1.eq(from_input), g1.eq(group), x1.eq(self.i.payload.as_value())]
         if G > 1:
-            buf = memory.Memory(shape=unsigned(width), depth=S, init=[])
+            buf = memory.Memory(shape=unsigned(width), depth=S, init=[],
+                                attrs=memory_attrs(width, S, rom=False))
             m.submodules.input_buffer = buf
             wr = buf.write_port()
             rd = buf.read_port(domain="sync")
