@@ -32,7 +32,7 @@ from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, ch
                                  memory_attrs, pack_rom)
 from .pe import ProcessingElement, beat_signature
 from .requant import Requantizer, lane_constants, multiplier_dsps
-from .resources import DeviceFamily, Resources, memory_resources
+from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 
 __all__ = ["DepthwiseParams", "DepthwiseUnit"]
 
@@ -232,19 +232,27 @@ class DepthwiseUnit(ProcessingElement):
         return self.params.taps - 1 + self.PIPELINE
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """DSPs: ``pe`` products plus the requantizer's. Memory: one weight ROM per lane,
-        ``(C/pe) * K*K`` x ``wbits``. LUTs: accumulators ``pe * acc_bits``, bias muxes
-        ``pe * acc_bits * ceil(groups / 4)``, counters ~30. FFs: pipeline registers as built."""
+        """Counts of what :meth:`elaborate` builds.
+
+        DSP: ``pe`` products (0 when too narrow for a DSP) plus the requantizer's. Memory
+        (:func:`memory_resources`): one weight ROM per lane, ``(C/pe) * K*K`` x ``wbits``; the
+        output FIFO in LUT RAM. LUT: accumulators and bias muxes
+        ``pe * acc_bits * (1 + ceil(groups / 64))`` (a LUT6 per bit holds 64 constants),
+        counters and control ~30. FF: control ~30
+        plus the accumulators ``pe * acc_bits`` (yosys folds input, weight, product and
+        accumulator registers into the DSPs' A/B/M/P registers when the products map to DSPs).
+        Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
+        """
         p = self.params
         rq = Requantizer(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits)
         mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
         res = rq.resources(family)
         if p.groups * p.taps > 1:
-            for _ in range(p.pe):
-                res = res + memory_resources(p.wbits, p.groups * p.taps, family)
-        lut = p.pe * p.acc_bits + p.pe * p.acc_bits * -(-p.groups // 4) + 30
+            res = res + memory_resources(p.wbits, p.groups * p.taps, family).scaled(p.pe)
+        lut = (p.pe * p.acc_bits * (1 + -(-p.groups // 64))
+               + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
+        ff = 30
         if not mul_dsp:
             lut += p.pe * p.in_bits * p.wbits
-        ff = (p.pe * (p.in_bits + p.in_bits + p.wbits + p.acc_bits) + 36
-              + OUTPUT_FIFO_DEPTH * p.pe * p.out_bits)
+            ff += p.pe * (2 * p.in_bits + 2 * p.wbits + p.acc_bits)
         return res + Resources(dsp=p.pe * mul_dsp, lut=lut, ff=ff)

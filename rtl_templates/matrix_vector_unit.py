@@ -34,7 +34,8 @@ from dataflows import tensor_ops as ops
 
 from .pe import ProcessingElement, beat_signature
 from .requant import Requantizer, lane_constants, multiplier_dsps
-from .resources import BRAM_THRESHOLD_BITS, DeviceFamily, Resources, memory_resources
+from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, Resources, lutram_luts,
+                        memory_resources)
 
 __all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "adder_tree",
            "pack_rom", "memory_attrs", "OUTPUT_FIFO_DEPTH"]
@@ -349,24 +350,34 @@ class MatrixVectorUnit(ProcessingElement):
         return self.params.steps - 1 + self.PIPELINE
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """DSPs: ``pe * simd`` products plus the requantizer's; BRAM/LUTRAM: one weight ROM per
-        PE row (``groups * steps`` x ``simd * wbits``) and the input buffer (``steps`` x
-        ``simd * in_bits``). LUTs: adder trees ``pe * simd * acc_bits``, accumulators
-        ``pe * acc_bits``, bias muxes ``pe * acc_bits * ceil(groups / 4)``, counters ~40.
-        FFs: pipeline registers as built."""
+        """Counts of what :meth:`elaborate` builds.
+
+        DSP: ``pe * simd`` products (0 when too narrow for a DSP) plus the requantizer's.
+        Memory (:func:`memory_resources`, LUTs below the block-RAM threshold): one weight ROM
+        per PE row, ``groups * steps`` x ``simd * wbits``; the input buffer, ``steps`` x
+        ``simd * in_bits`` (only when ``groups > 1``); the output FIFO in LUT RAM.
+        LUT: adder trees ``pe * (simd - 1) * acc_bits``, accumulators and bias muxes
+        ``pe * acc_bits * (1 + ceil(groups / 64))`` (a LUT6 per bit holds 64 constants),
+        counters and control ~30.
+        FF: input and buffer registers, ROM output registers when the ROM is logic, adder-tree
+        and accumulator registers ``2 * pe * acc_bits``, control ~30; the multiplier input and
+        product registers are the DSPs' own (A/B/M/P) when the products map to DSPs.
+        Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
+        """
         p = self.params
         rq = Requantizer(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits)
         mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
         prod_bits = p.in_bits + p.wbits
         res = rq.resources(family)
-        for _ in range(p.pe):
-            res = res + memory_resources(p.simd * p.wbits, p.groups * p.steps, family)
+        rom = memory_resources(p.simd * p.wbits, p.groups * p.steps, family)
+        res = res + rom.scaled(p.pe)
         if p.groups > 1:
             res = res + memory_resources(p.simd * p.in_bits, p.steps, family)
-        lut = (p.pe * p.simd * p.acc_bits + p.pe * p.acc_bits
-               + p.pe * p.acc_bits * -(-p.groups // 4) + 40)
+        lut = (p.pe * (p.simd - 1) * p.acc_bits + p.pe * p.acc_bits * (1 + -(-p.groups // 64))
+               + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
+        ff = (p.simd * p.in_bits * (2 if p.groups > 1 else 1) + 2 * p.pe * p.acc_bits + 30
+              + (p.pe * p.simd * p.wbits if not rom.bram18 else 0))
         if not mul_dsp:
             lut += p.pe * p.simd * p.in_bits * p.wbits
-        ff = (p.simd * p.in_bits * 2 + p.pe * p.simd * (p.wbits + prod_bits)
-              + 2 * p.pe * p.acc_bits + 48 + OUTPUT_FIFO_DEPTH * p.pe * p.out_bits)
+            ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)
         return res + Resources(dsp=p.pe * p.simd * mul_dsp, lut=lut, ff=ff)

@@ -25,7 +25,7 @@ from dataflows import numerics as nm
 
 from .resources import DeviceFamily, Resources, family
 
-__all__ = ["Requantizer", "multiplier_dsps", "maps_to_dsp", "lane_constants"]
+__all__ = ["Requantizer", "requantize_value", "multiplier_dsps", "maps_to_dsp", "lane_constants"]
 
 #: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
 M_BITS = nm.MULT_BITS + 1
@@ -48,6 +48,17 @@ def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series
     da, db = family(fam).dsp_widths
     a, b = max(a_bits, b_bits), min(a_bits, b_bits)
     return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
+
+
+def requantize_value(product, shamt, lo: int, hi: int):
+    """``clamp(round_shift(product, shamt + 1), lo, hi)`` as logic (numerics.round_shift).
+
+    ``shamt`` is ``shift - 1`` (an int or an unsigned Value): the rounding is
+    ``((x >> (shift-1)) + 1) >> 1`` with arithmetic shifts, exactly as the numpy model. Every
+    PE that requantizes uses this one expression.
+    """
+    rounded = ((product >> shamt) + 1) >> 1
+    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
 
 
 def lane_constants(values, lanes: int, groups: int) -> list[list[int]]:
@@ -134,10 +145,7 @@ class Requantizer(Elaboratable):
             sh1 = Signal(unsigned(6), name=f"shamt1_lane{k}")
             prod2 = Signal(signed(prod_bits), name=f"prod2_lane{k}")
             sh2 = Signal(unsigned(6), name=f"shamt2_lane{k}")
-            # Round half up as numerics.round_shift: ((x >> (shift-1)) + 1) >> 1, arithmetic.
-            rounded = Signal(signed(prod_bits + 1), name=f"rounded_lane{k}")
-            m.d.comb += rounded.eq(((prod2 >> sh2) + 1) >> 1)
-            clamped = Mux(rounded < s.lo, s.lo, Mux(rounded > s.hi, s.hi, rounded))
+            clamped = requantize_value(prod2, sh2, s.lo, s.hi)
             with m.If(self.en):
                 m.d.sync += [
                     acc1.eq(self.acc[k]), m1.eq(mult), sh1.eq(shamt),
@@ -151,12 +159,14 @@ class Requantizer(Elaboratable):
         return self.lanes * multiplier_dsps(self.acc_bits, M_BITS, fam)
 
     def resources(self, fam: str | DeviceFamily = "7series") -> Resources:
-        """Multipliers, plus per lane: the barrel shifter (~prod_bits * 6 / 2 LUTs), the
-        rounding adder and clamp comparators (~prod_bits + 2 * out_bits LUTs), and the
-        stage registers (acc, M, shift, product, shift, result)."""
+        """Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter
+        after LUT6 packing, rounding adder, clamp comparators and muxes) and the result and
+        shift registers; the accumulator, ``M`` and product registers are the DSP's A/B/P
+        registers when the product maps to DSPs, flip-flops otherwise."""
         prod_bits = self.acc_bits + M_BITS
-        lut = self.lanes * (3 * prod_bits + prod_bits + 2 * self.out_bits)
-        ff = self.lanes * (self.acc_bits + M_BITS + 12 + prod_bits + self.out_bits) + 3
+        lut = self.lanes * (prod_bits + 2 * self.out_bits + 8)
+        ff = self.lanes * (self.out_bits + 12) + 3
         if not maps_to_dsp(self.acc_bits, M_BITS):
             lut += self.lanes * self.acc_bits * M_BITS
+            ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)
         return Resources(dsp=self.dsps(fam), lut=lut, ff=ff)

@@ -106,3 +106,14 @@ def test_invalid_params_are_rejected():
         DepthwiseParams(**{**good, "kernel": 0})
     with pytest.raises(TypeError):
         DepthwiseUnit(good)
+
+
+@pytest.mark.synth
+def test_depthwise_synthesis_matches_resource_model():
+    """128 channels, pe=2: two 576 x 8-bit weight ROMs, one RAMB18 each; 2 + 2 DSPs."""
+    from sim.synth import synthesize
+    dut = DepthwiseUnit(make_params(9, channels=128, kernel=3, pe=2, pixels=4))
+    model, cells = dut.resources("7series"), synthesize(dut, "depthwise_wide")
+    assert cells.get("DSP48E1", 0) == model.dsp == 4
+    assert abs(cells["bram18"] - model.bram18) <= max(1, model.bram18 // 10)
+    assert 0.5 <= model.lut / cells["lut"] <= 2 and 0.5 <= model.ff / cells["ff"] <= 2

@@ -131,3 +131,23 @@ def test_invalid_params_are_rejected():
         MatrixVectorParams(**{**good, "requant": nm.RequantSpec.from_ratios([0.01] * 3, -128, 127)})
     with pytest.raises(TypeError):
         MatrixVectorUnit(good)
+
+
+# Synthesis: the DSP and block-RAM models against yosys synth_xilinx (xc7). "conv1x1" keeps its
+# small ROMs in logic; "wide" has 256 x 32-bit weight ROMs, one RAMB18 per PE row.
+SYNTH = {
+    "conv1x1": CONFIGS["conv1x1"],
+    "wide": make_params(9, cin=64, cout=32, kernel=1, pe=2, simd=4, pixels=4),
+}
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("name", SYNTH)
+def test_mvu_synthesis_matches_resource_model(name):
+    from sim.synth import synthesize
+    dut = MatrixVectorUnit(SYNTH[name])
+    model, cells = dut.resources("7series"), synthesize(dut, f"mvu_{name}")
+    assert cells.get("DSP48E1", 0) == model.dsp
+    assert abs(cells["bram18"] - model.bram18) <= max(1, model.bram18 // 10)
+    # LUT and FF are rough models: within a factor of two of what yosys builds.
+    assert 0.5 <= model.lut / cells["lut"] <= 2 and 0.5 <= model.ff / cells["ff"] <= 2
