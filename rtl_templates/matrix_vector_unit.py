@@ -259,6 +259,9 @@ class MatrixVectorUnit(ProcessingElement):
 
         roms = []
         for r, words in enumerate(self.weight_roms()):
+            if G * S == 1:   # one word (a fully connected layer done in one step): a constant
+                roms.append(Const(words[0], unsigned(simd * p.wbits)))
+                continue
             rom = memory.Memory(shape=unsigned(simd * p.wbits), depth=G * S, init=words,
                                 attrs=memory_attrs(simd * p.wbits, G * S, rom=True))
             m.submodules[f"weights_pe{r}"] = rom
@@ -370,13 +373,14 @@ class MatrixVectorUnit(ProcessingElement):
         prod_bits = p.in_bits + p.wbits
         res = rq.resources(family)
         rom = memory_resources(p.simd * p.wbits, p.groups * p.steps, family)
-        res = res + rom.scaled(p.pe)
+        if p.groups * p.steps > 1:
+            res = res + rom.scaled(p.pe)
         if p.groups > 1:
             res = res + memory_resources(p.simd * p.in_bits, p.steps, family)
         lut = (p.pe * (p.simd - 1) * p.acc_bits + p.pe * p.acc_bits * (1 + -(-p.groups // 64))
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
         ff = (p.simd * p.in_bits * (2 if p.groups > 1 else 1) + 2 * p.pe * p.acc_bits + 30
-              + (p.pe * p.simd * p.wbits if not rom.bram18 else 0))
+              + (p.pe * p.simd * p.wbits if not rom.bram18 and p.groups * p.steps > 1 else 0))
         if not mul_dsp:
             lut += p.pe * p.simd * p.in_bits * p.wbits
             ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)

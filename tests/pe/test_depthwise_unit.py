@@ -70,6 +70,15 @@ def test_depthwise_matches_behaviour_under_gaps_and_backpressure(name):
     np.testing.assert_array_equal(result.beats["o"], expected)
 
 
+def test_depthwise_holds_data_under_heavy_backpressure():
+    dut = BENCH.configs["k3s2"]
+    _, beats = frames_and_beats("k3s2", 2, np.random.default_rng(21))
+    expected = dut.behaviour(beats)
+    result = BENCH.run("k3s2", {"i": beats}, {"o": len(expected)}, idle=0.1, backpressure=0.8,
+                       seed=4, tag="stall")
+    np.testing.assert_array_equal(result.beats["o"], expected)
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_depthwise_timing_matches_model(name):
     p, dut = CONFIGS[name], BENCH.configs[name]

@@ -13,7 +13,7 @@ from sim.bench import VerilatorBench
 
 
 def make_params(seed, *, cin, cout, kernel, pe, simd, pixels, in_bits=8, wbits=8, out_bits=8,
-                relu=False):
+                relu=False, per_tensor=False):
     rng = np.random.default_rng(seed)
     taps = kernel * kernel * cin
     wlo, whi = nm.qrange(wbits, narrow=True)
@@ -22,7 +22,7 @@ def make_params(seed, *, cin, cout, kernel, pe, simd, pixels, in_bits=8, wbits=8
     bias = rng.integers(-min(bound, 4000), min(bound, 4000) + 1, cout)
     lo, hi = nm.qrange(out_bits)
     ratios = rng.uniform(1 / 200, 1 / 50, cout) * 2.0 ** (8 - in_bits) * 2.0 ** (8 - wbits)
-    spec = nm.RequantSpec.from_ratios(ratios, 0 if relu else lo, hi)
+    spec = nm.RequantSpec.from_ratios(ratios[:1] if per_tensor else ratios, 0 if relu else lo, hi)
     return MatrixVectorParams(in_bits=in_bits, out_bits=out_bits, weights=weights, bias=bias,
                               requant=spec, wbits=wbits,
                               acc_bits=nm.accumulator_bits(in_bits, wbits, taps),
@@ -35,7 +35,7 @@ CASES = {
     "conv3x3": (make_params(2, cin=4, cout=6, kernel=3, pe=3, simd=4, pixels=25), (5, 5, 4), 3, 1),
     "fc": (make_params(3, cin=16, cout=4, kernel=1, pe=4, simd=16, pixels=1), (1, 1, 16), 1, 0),
     "serial": (make_params(4, cin=3, cout=2, kernel=1, pe=1, simd=1, pixels=9, in_bits=4, wbits=4,
-                           out_bits=4), (3, 3, 3), 1, 0),
+                           out_bits=4, per_tensor=True), (3, 3, 3), 1, 0),
     "relu3x3": (make_params(5, cin=2, cout=4, kernel=3, pe=2, simd=2, pixels=9, relu=True),
                 (3, 3, 2), 3, 1),
 }
@@ -85,6 +85,16 @@ def test_mvu_matches_behaviour_under_gaps_and_backpressure(name):
     expected = dut.behaviour(beats)
     assert len(expected) == frames * CONFIGS[name].pixels * CONFIGS[name].groups
     result = BENCH.run(name, {"i": beats}, {"o": len(expected)})
+    np.testing.assert_array_equal(result.beats["o"], expected)
+
+
+@pytest.mark.parametrize("name", ["conv3x3", "fc"])
+def test_mvu_holds_data_under_heavy_backpressure(name):
+    dut = BENCH.configs[name]
+    beats = input_beats(name, 3, np.random.default_rng(21))
+    expected = dut.behaviour(beats)
+    result = BENCH.run(name, {"i": beats}, {"o": len(expected)}, idle=0.1, backpressure=0.8,
+                       seed=4, tag="stall")
     np.testing.assert_array_equal(result.beats["o"], expected)
 
 
