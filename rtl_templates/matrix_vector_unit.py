@@ -355,7 +355,7 @@ class MatrixVectorUnit(ProcessingElement):
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """Counts of what :meth:`elaborate` builds.
 
-        DSP: ``pe * simd`` products (0 when too narrow for a DSP) plus the requantizer's.
+        DSP: :meth:`multipliers` products (0 when too narrow for a DSP) plus the requantizer's.
         Memory (:func:`memory_resources`, LUTs below the block-RAM threshold): one weight ROM
         per PE row, ``groups * steps`` x ``simd * wbits``; the input buffer, ``steps`` x
         ``simd * in_bits`` (only when ``groups > 1``); the output FIFO in LUT RAM.
@@ -384,4 +384,13 @@ class MatrixVectorUnit(ProcessingElement):
         if not mul_dsp:
             lut += p.pe * p.simd * p.in_bits * p.wbits
             ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)
-        return res + Resources(dsp=p.pe * p.simd * mul_dsp, lut=lut, ff=ff)
+        return res + Resources(dsp=self.multipliers() * mul_dsp, lut=lut, ff=ff)
+
+    def multipliers(self) -> int:
+        """Multipliers the tools keep: ``pe * simd``, except that a one-word weight ROM makes
+        every weight a constant, and a product by 0 or by a power of two is only a shift."""
+        p = self.params
+        if p.groups * p.steps > 1:
+            return p.pe * p.simd
+        w = np.abs(p.weights)
+        return int(((w & (w - 1)) != 0).sum())
