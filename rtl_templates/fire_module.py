@@ -65,6 +65,11 @@ def bypass_pixels(window: SlidingWindowParams, tail_latency: int, cycles_per_pix
       by (the pipeline after the window, e.g. the expand3x3 MVU), counted at the bottleneck's
       cycles per output pixel;
     * one pixel of slack for the pixel the join is currently reading.
+
+    The in-flight capacity of the units on the bypass (an MVU's pipeline and output FIFO) is
+    not counted, so this is conservative. Measured on the 6x6 stride-1 inverted residual test
+    block (a bare FIFO on the skip path): below ``2 * width - 1`` = 11 pixels it deadlocks, at
+    12-13 it runs but below full rate, from 14 on at full rate; the formula gives 16.
     """
     rows = window.rows_needed(0)
     return rows * window.width + math.ceil(tail_latency / cycles_per_pixel) + 1

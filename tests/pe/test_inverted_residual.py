@@ -93,7 +93,7 @@ def test_residual_holds_data_under_heavy_backpressure():
 
 @pytest.mark.parametrize("name", CASES)
 def test_block_timing_matches_model(name):
-    dut, p = BENCH.configs[name], CONFIGS[name]
+    dut = BENCH.configs[name]
     images = frames(name, 3, np.random.default_rng(23))
     expected = expected_beats(name, images)
     result = BENCH.run(name, {"i": input_beats(name, images)}, {"o": len(expected)},
