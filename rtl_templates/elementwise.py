@@ -3,27 +3,27 @@
 All three are short pipelines with one global enable: every stage register moves when the
 output register is empty or being read (``advance = ~o.valid | o.ready``), so they sustain one
 beat per cycle and hold their output under backpressure. The integer rules are those of
-:mod:`dataflows.numerics`; :func:`requantize_value` is their RTL form, shared with the pools.
+:mod:`dataflows.numerics`; :func:`rtl_templates.requant.requantize_value` is their RTL form.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
 from dataflows import numerics as nm
 
 from .pe import ProcessingElement, beat_signature
-from .resources import DeviceFamily, Resources, family, memory_resources
+from .requant import multiplier_dsps, requantize_value
+from .resources import DeviceFamily, Resources, memory_resources
 
 __all__ = ["AddParams", "Add", "LutParams", "LutActivation", "ChannelScaleParams",
-           "ChannelScale", "requantize_value", "multiplier_dsps", "check_int"]
+           "ChannelScale", "check_int"]
 
 
 # -- shared helpers (also used by rtl_templates.pool) -----------------------------------------
@@ -32,23 +32,6 @@ def check_int(value, name: str, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
         raise ValueError(f"{name} must be an int of at least {low}, not {value!r}")
     return int(value)
-
-
-def requantize_value(product: Value, shamt, lo: int, hi: int) -> Value:
-    """``clamp(round_shift(product, shamt + 1), lo, hi)`` as logic (numerics.round_shift).
-
-    ``shamt`` is ``shift - 1`` (an int or an unsigned Value): the rounding is
-    ``((x >> (shift-1)) + 1) >> 1`` with arithmetic shifts, exactly as the numpy model.
-    """
-    rounded = ((product >> shamt) + 1) >> 1
-    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
-
-
-def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> int:
-    """DSP slices of one signed ``a_bits`` x ``b_bits`` multiplier (tiled when wider)."""
-    da, db = family(fam).dsp_widths
-    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
-    return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
 
 
 def _check_common(bits, simd) -> None:

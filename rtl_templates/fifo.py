@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Module
-from amaranth.lib import fifo, wiring
+from amaranth.lib import fifo
 from amaranth.lib.wiring import In, Out
 
 from .pe import ProcessingElement, beat_signature

@@ -22,7 +22,8 @@ from dataflows import layers as L
 from dataflows import numerics as nm
 from dataflows.quantize import QPool
 
-from .elementwise import check_int, multiplier_dsps, requantize_value
+from .elementwise import check_int
+from .requant import multiplier_dsps, requantize_value
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources, memory_resources
 

