@@ -1,0 +1,275 @@
+"""Whole-network co-simulation: a Verilated ``hwgen_top`` driven by a C++ main, no cocotb.
+
+A network runs millions of cycles, far too many for a Python callback per cycle. The driver
+(``sim/cosim_driver.cpp``) streams a file of input beats into the AXI4-Stream slave of an
+:class:`rtl_templates.axis_top.AxiStreamTop`, with random idle and backpressure, and writes the
+output beats and every transfer's cycle back to files. Usage::
+
+    exe = build_cosim(path_to_verilog, SIM_BUILD / "cosim")
+    run = run_cosim(exe, beats, in_bits=8, out_lanes=4, out_bits=8, out_beats_per_frame=10)
+    run.outputs, run.latency(), run.cycles_per_frame(), run.cycles_per_second()
+
+File formats are described at the top of the driver. Lanes are packed into little-endian uint32
+words, ``ceil(lanes * bits / 32)`` per beat, lane 0 in the least significant bits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bench import VERILATOR_ARGS, _ensure_verilator_on_path, _pch_flag_fixed
+
+__all__ = ["DRIVER", "CosimError", "CosimRun", "build_cosim", "run_cosim", "pack_beats",
+           "unpack_beats", "words_per_beat"]
+
+DRIVER = Path(__file__).resolve().parent / "cosim_driver.cpp"
+TOP = "hwgen_top"
+
+# Flags chosen by build time on a 0.6 MB, 2-MVU design (see the commit message / report):
+# -O1 for the C++ compiles trades a little simulation speed for a much shorter build, and the
+# x-assign/x-initial choices let Verilator drop X-randomization code. Amaranth designs have no
+# assertions to keep.
+BUILD_ARGS = [*VERILATOR_ARGS, "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+              "-CFLAGS", "-O1"]
+MAKE_OVERRIDES = ["OPT_FAST=-O1", "OPT_SLOW=-O1", "OPT_GLOBAL=-O1"]
+
+
+class CosimError(RuntimeError):
+    """The driver failed: a timeout, extra output beats, or a bad input."""
+
+
+def words_per_beat(lanes: int, bits: int) -> int:
+    """uint32 words holding one beat of ``lanes`` x ``bits`` (the driver's file format)."""
+    return -(-lanes * bits // 32)
+
+
+def pack_beats(beats: np.ndarray, bits: int) -> np.ndarray:
+    """(n, lanes) signed values to (n, words) uint32, lane 0 in the low bits of word 0.
+
+    Raises
+    ------
+    ValueError
+        If a value does not fit in ``bits`` signed bits.
+    """
+    beats = np.asarray(beats, dtype=np.int64)
+    if beats.ndim != 2:
+        raise ValueError(f"beats must be an (n, lanes) array, not shape {beats.shape}")
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if beats.size and (beats.min() < lo or beats.max() > hi):
+        bad = beats[(beats < lo) | (beats > hi)][0]
+        raise ValueError(f"value {bad} does not fit in {bits} signed bits")
+    n, lanes = beats.shape
+    words = words_per_beat(lanes, bits)
+    bit_planes = (beats[:, :, None] >> np.arange(bits)) & 1          # (n, lanes, bits)
+    flat = np.zeros((n, words * 32), dtype=np.uint8)
+    flat[:, :lanes * bits] = bit_planes.reshape(n, lanes * bits)
+    packed = np.packbits(flat, axis=1, bitorder="little")            # (n, words * 4) bytes
+    return np.ascontiguousarray(packed).view("<u4").reshape(n, words)
+
+
+def unpack_beats(words: np.ndarray, lanes: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_beats`: (n, words) uint32 to (n, lanes) sign-extended int64."""
+    words = np.ascontiguousarray(np.asarray(words, dtype="<u4"))
+    n = words.shape[0]
+    flat = np.unpackbits(words.view(np.uint8).reshape(n, -1), axis=1, bitorder="little")
+    planes = flat[:, :lanes * bits].reshape(n, lanes, bits).astype(np.int64)
+    values = (planes << np.arange(bits)).sum(axis=2)
+    return values - (planes[:, :, -1] << bits)                       # two's complement
+
+
+def _digest(verilog_text: bytes) -> str:
+    h = hashlib.sha256()
+    for part in (verilog_text, DRIVER.read_bytes(), " ".join(BUILD_ARGS + MAKE_OVERRIDES).encode()):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:16]
+
+
+def build_cosim(verilog: Path, build_dir: Path, *, jobs: int = 2) -> Path:
+    """Verilate ``verilog`` (top module ``hwgen_top``) with the C++ driver; return the binary.
+
+    The build goes to ``build_dir/cosim-<hash>`` where the hash covers the Verilog text, the
+    driver source and the flags, so an unchanged design is not rebuilt.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``verilog`` does not exist.
+    CosimError
+        If Verilator or the C++ compiler fails; the message holds the log's tail.
+    """
+    verilog = Path(verilog)
+    if not verilog.is_file():
+        raise FileNotFoundError(f"no Verilog file at {str(verilog)!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, not {jobs!r}")
+    obj_dir = Path(build_dir) / f"cosim-{_digest(verilog.read_bytes())}"
+    exe = obj_dir / f"V{TOP}"
+    if exe.is_file():
+        return exe
+    if obj_dir.exists():  # a half-finished build from an interrupted run
+        shutil.rmtree(obj_dir)
+    obj_dir.mkdir(parents=True)
+    _ensure_verilator_on_path()
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", TOP,
+           "--Mdir", str(obj_dir), "-o", exe.name, *BUILD_ARGS,
+           *[arg for o in MAKE_OVERRIDES for arg in ("-MAKEFLAGS", o)],
+           str(verilog.resolve()), str(DRIVER)]
+    log = obj_dir.parent / f"{obj_dir.name}.build.log"
+    start = time.perf_counter()
+    with _pch_flag_fixed(), open(log, "w") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode or not exe.is_file():
+        tail = log.read_text(errors="replace")[-3000:]
+        raise CosimError(f"Verilator build failed (log {log}):\n{tail}")
+    with open(log, "a") as out:
+        out.write(f"\nbuild seconds: {time.perf_counter() - start:.1f}\n")
+    return exe
+
+
+@dataclass
+class CosimRun:
+    """What one driver run observed.
+
+    Attributes
+    ----------
+    outputs : numpy.ndarray
+        (frames, out_beats_per_frame, out_lanes) int64, lanes sign-extended.
+    tlast_ok : bool
+        ``m_axis_tlast`` was high exactly on the last beat of every output frame.
+    input_cycles, output_cycles : numpy.ndarray
+        Cycle of every input / output beat transfer (flat, in order).
+    total_cycles : int
+        Cycles from the end of reset to the last output transfer, inclusive.
+    sim_seconds : float
+        Wall-clock seconds of the simulation loop (not file I/O or start-up).
+    """
+
+    outputs: np.ndarray
+    tlast_ok: bool
+    input_cycles: np.ndarray
+    output_cycles: np.ndarray
+    total_cycles: int
+    sim_seconds: float
+
+    @property
+    def frames(self) -> int:
+        return self.outputs.shape[0]
+
+    def first_output_cycles(self) -> np.ndarray:
+        """Cycle of each frame's first output beat."""
+        return self.output_cycles[::self.outputs.shape[1]]
+
+    def latency(self) -> int:
+        """First output transfer of frame 0 minus first input transfer of frame 0."""
+        return int(self.output_cycles[0] - self.input_cycles[0])
+
+    def cycles_per_frame(self) -> float:
+        """Steady-state cycles between frames' first output beats.
+
+        With three or more frames frame 0 is left out: its spacing to frame 1 can include
+        start-up effects (buffers filling, a FIFO's first write) that later frames do not see,
+        so the mean over frames 1 .. last is the steady state. With two frames it is the one
+        difference there is.
+
+        Raises
+        ------
+        ValueError
+            With fewer than two frames.
+        """
+        firsts = self.first_output_cycles()
+        if len(firsts) < 2:
+            raise ValueError(f"need at least two frames to measure cycles per frame, "
+                             f"not {len(firsts)}")
+        if len(firsts) == 2:
+            return float(firsts[1] - firsts[0])
+        return float(firsts[-1] - firsts[1]) / (len(firsts) - 2)
+
+    def cycles_per_second(self) -> float:
+        """Simulated clock cycles per wall-clock second of the driver's loop."""
+        return self.total_cycles / self.sim_seconds if self.sim_seconds > 0 else float("inf")
+
+
+def _check_probability(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1), not {value!r}")
+    return float(value)
+
+
+def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: int,
+              out_bits: int, out_beats_per_frame: int, idle: float = 0.0,
+              backpressure: float = 0.0, seed: int = 0,
+              max_cycles: int | None = None) -> CosimRun:
+    """Stream ``frames_beats`` through the binary from :func:`build_cosim`.
+
+    Parameters
+    ----------
+    exe : Path
+        The driver binary.
+    frames_beats : numpy.ndarray
+        (frames, in_beats_per_frame, in_lanes) input values, each within ``in_bits`` signed.
+    in_bits, out_lanes, out_bits, out_beats_per_frame : int
+        The top's beat shapes, as in :class:`rtl_templates.axis_top.AxiStreamTop`.
+    idle, backpressure : float
+        Per-cycle probability that the source withholds a beat / the sink withholds ready.
+    seed : int
+        The driver's random streams depend on nothing else, so runs are reproducible.
+    max_cycles : int, optional
+        Give up after this many cycles; default: the driver's (1000 + 64 per beat).
+
+    Raises
+    ------
+    CosimError
+        On a timeout (the message says how many output beats arrived) or extra output beats.
+    ValueError
+        On malformed arguments.
+    """
+    frames_beats = np.asarray(frames_beats, dtype=np.int64)
+    if frames_beats.ndim != 3 or 0 in frames_beats.shape:
+        raise ValueError(f"frames_beats must be a non-empty (frames, beats, lanes) array, "
+                         f"not shape {frames_beats.shape}")
+    for name, value in (("in_bits", in_bits), ("out_lanes", out_lanes), ("out_bits", out_bits),
+                        ("out_beats_per_frame", out_beats_per_frame), ("seed", seed + 1)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, not {value!r}")
+    idle = _check_probability("idle", idle)
+    backpressure = _check_probability("backpressure", backpressure)
+    frames, in_beats, in_lanes = frames_beats.shape
+    words = pack_beats(frames_beats.reshape(-1, in_lanes), in_bits)
+    out_words = words_per_beat(out_lanes, out_bits)
+    with tempfile.TemporaryDirectory(prefix="cosim-") as tmp:
+        tmp = Path(tmp)
+        words.tofile(tmp / "in.bin")
+        cmd = [str(exe), "--in", str(tmp / "in.bin"), "--out", str(tmp / "out.bin"),
+               "--timing", str(tmp / "timing.bin"), "--frames", str(frames),
+               "--in-beats-per-frame", str(in_beats),
+               "--out-beats-per-frame", str(out_beats_per_frame),
+               "--idle", repr(idle), "--backpressure", repr(backpressure), "--seed", str(seed),
+               "--in-words", str(words.shape[1]), "--out-words", str(out_words)]
+        if max_cycles is not None:
+            if not isinstance(max_cycles, int) or max_cycles < 1:
+                raise ValueError(f"max_cycles must be a positive int, not {max_cycles!r}")
+            cmd += ["--max-cycles", str(max_cycles)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise CosimError(f"{exe.name} exited with {proc.returncode}: "
+                             f"{proc.stderr.strip() or proc.stdout.strip()}")
+        timing = np.fromfile(tmp / "timing.bin", dtype="<i8")
+        raw = np.fromfile(tmp / "out.bin", dtype="<u4")
+    total_cycles, wall_ns, n_in, n_out = (int(v) for v in timing[:4])
+    input_cycles = timing[6:6 + n_in]
+    output_cycles = timing[6 + n_in:6 + n_in + n_out]
+    tlast = timing[6 + n_in + n_out:6 + n_in + 2 * n_out].astype(bool)
+    expected_last = (np.arange(n_out) % out_beats_per_frame) == out_beats_per_frame - 1
+    outputs = unpack_beats(raw.reshape(n_out, out_words), out_lanes, out_bits)
+    return CosimRun(outputs=outputs.reshape(frames, out_beats_per_frame, out_lanes),
+                    tlast_ok=bool(np.array_equal(tlast, expected_last)),
+                    input_cycles=input_cycles, output_cycles=output_cycles,
+                    total_cycles=total_cycles, sim_seconds=wall_ns / 1e9)
