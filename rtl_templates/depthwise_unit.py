@@ -22,16 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, memory
+from amaranth.lib import data, fifo
 from amaranth.lib.wiring import In, Out
 
 from dataflows import numerics as nm
 from dataflows import tensor_ops as ops
 
 from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
-                                 memory_attrs, pack_rom)
+                                 pack_rom)
 from .pe import ProcessingElement, beat_signature
 from .requant import Requantizer, lane_constants, multiplier_dsps
+from .rom import rom_read
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 
 __all__ = ["DepthwiseParams", "DepthwiseUnit"]
@@ -174,12 +175,7 @@ class DepthwiseUnit(ProcessingElement):
             if G * T == 1:
                 weights.append(Const(words[0], unsigned(p.wbits)))
                 continue
-            rom = memory.Memory(shape=unsigned(p.wbits), depth=G * T, init=words,
-                                attrs=memory_attrs(p.wbits, G * T, rom=True))
-            m.submodules[f"weights_lane{k}"] = rom
-            port = rom.read_port(domain="sync")
-            m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]
-            weights.append(port.data)
+            weights.append(rom_read(m, f"weights_lane{k}", p.wbits, words, addr, adv))
 
         # Stage 1: input register. Stage 2: products. Stage 3: accumulators.
         x1 = Signal(data.ArrayLayout(signed(p.in_bits), pe))

@@ -34,6 +34,7 @@ from dataflows import tensor_ops as ops
 
 from .pe import ProcessingElement, beat_signature
 from .requant import Requantizer, lane_constants, multiplier_dsps
+from .rom import rom_read
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, Resources, lutram_luts,
                         memory_resources)
 
@@ -262,12 +263,7 @@ class MatrixVectorUnit(ProcessingElement):
             if G * S == 1:   # one word (a fully connected layer done in one step): a constant
                 roms.append(Const(words[0], unsigned(simd * p.wbits)))
                 continue
-            rom = memory.Memory(shape=unsigned(simd * p.wbits), depth=G * S, init=words,
-                                attrs=memory_attrs(simd * p.wbits, G * S, rom=True))
-            m.submodules[f"weights_pe{r}"] = rom
-            port = rom.read_port(domain="sync")
-            m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]
-            roms.append(port.data)
+            roms.append(rom_read(m, f"weights_pe{r}", simd * p.wbits, words, addr, adv))
 
         # Stage 1: the activations come from the input register (group 0) or the buffer.
         width = simd * p.in_bits

@@ -1,0 +1,119 @@
+"""Weight ROMs: inline in the Verilog, or as ``$readmemh`` files for whole networks.
+
+A PE's ROM is an Amaranth ``lib.memory.Memory`` with ``init`` by default, which is what the PE
+tests and the synthesis checks use. A whole network holds about a million weights; inline, they
+cost half a minute of Verilog conversion and minutes of Verilator C++ compilation, and hide the
+weights inside the RTL. Inside :func:`external_roms` every ROM instead becomes an instance of a
+small synchronous ROM module (:data:`ROM_VERILOG`) that loads a hex file with ``$readmemh``,
+which Vivado, yosys and Verilator all understand; the collector gets the files to write.
+
+Both forms are the same circuit: a read port registered on ``sync`` with an enable, output 0
+until the first enabled read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+
+from amaranth.hdl import ClockSignal, Instance, Module, Signal, unsigned
+from amaranth.lib import memory
+
+from .resources import BRAM_THRESHOLD_BITS
+
+__all__ = ["RomFiles", "external_roms", "rom_read", "ROM_VERILOG"]
+
+#: The ROM every external instance refers to; emitted next to the design's Verilog.
+ROM_VERILOG = """\
+// Synchronous ROM loaded from a hex file (one word per line); hwgen's weight store.
+module hwgen_rom_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
+    (input clk, input en, input [ADDR_BITS-1:0] addr, output reg [WIDTH-1:0] data = 0);
+  (* rom_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+  initial $readmemh(INIT_FILE, mem);
+  always @(posedge clk) if (en) data <= mem[addr];
+endmodule
+
+module hwgen_rom_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
+    (input clk, input en, input [ADDR_BITS-1:0] addr, output reg [WIDTH-1:0] data = 0);
+  (* rom_style = "distributed" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+  initial $readmemh(INIT_FILE, mem);
+  always @(posedge clk) if (en) data <= mem[addr];
+endmodule
+"""
+
+
+class RomFiles:
+    """The hex files of the ROMs elaborated inside :func:`external_roms`.
+
+    Parameters
+    ----------
+    prefix : str
+        Path the Verilog's ``$readmemh`` uses for the files, relative to where the simulator
+        or synthesis tool runs (e.g. ``"weights/"``).
+
+    Attributes
+    ----------
+    files : dict[str, str]
+        File name (content-addressed, so the same weights give the same name) to hex text.
+    """
+
+    def __init__(self, prefix: str = "weights/"):
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {prefix!r}")
+        self.prefix = prefix
+        self.files: dict[str, str] = {}
+
+    def add(self, width: int, words) -> str:
+        """Record ``words`` and return the path the Verilog should load."""
+        digits = max(1, -(-width // 4))
+        text = "".join(f"{int(w):0{digits}x}\n" for w in words)
+        name = "rom_" + hashlib.sha1(f"{width}\n{text}".encode()).hexdigest()[:16] + ".hex"
+        self.files[name] = text
+        return self.prefix + name
+
+
+_ACTIVE: contextvars.ContextVar[RomFiles | None] = contextvars.ContextVar("hwgen_roms", default=None)
+
+
+@contextlib.contextmanager
+def external_roms(files: RomFiles):
+    """Elaborate every :func:`rom_read` ROM as a ``$readmemh`` instance collecting into ``files``.
+
+    Elaboration happens when the design is converted, so convert inside this block.
+    """
+    if not isinstance(files, RomFiles):
+        raise TypeError(f"files must be RomFiles, not {files!r}")
+    token = _ACTIVE.set(files)
+    try:
+        yield files
+    finally:
+        _ACTIVE.reset(token)
+
+
+def rom_read(m: Module, name: str, width: int, words: list[int], addr, en) -> Signal:
+    """A ROM of ``words`` (``width`` bits each) read at ``addr`` when ``en``; its registered data.
+
+    ``name`` names the submodule (keep it meaningful: it shows in the Verilog).
+    """
+    depth = len(words)
+    if depth < 1:
+        raise ValueError(f"a ROM needs at least one word, not {depth!r}")
+    block = width * depth >= BRAM_THRESHOLD_BITS
+    files = _ACTIVE.get()
+    if files is None:
+        attrs = {"rom_style": "block"} if block else {}
+        rom = memory.Memory(shape=unsigned(width), depth=depth, init=words, attrs=attrs)
+        m.submodules[name] = rom
+        port = rom.read_port(domain="sync")
+        m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+        return port.data
+    addr_bits = max(1, (depth - 1).bit_length())
+    a = Signal(addr_bits, name=f"{name}_addr")
+    data = Signal(width, name=f"{name}_data")
+    m.d.comb += a.eq(addr)
+    m.submodules[name] = Instance(
+        "hwgen_rom_block" if block else "hwgen_rom_logic",
+        p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits, p_INIT_FILE=files.add(width, words),
+        i_clk=ClockSignal("sync"), i_en=en, i_addr=a, o_data=data)
+    return data
