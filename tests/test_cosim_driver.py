@@ -182,6 +182,14 @@ def test_bad_arguments_are_rejected(fifo):
         build_cosim(COSIM_BUILD / "nope.v", COSIM_BUILD)
 
 
+def test_broken_verilog_raises_with_the_log(tmp_path):
+    path = tmp_path / "broken.v"
+    path.write_text("module hwgen_top(input clk); wire x = ; endmodule\n")
+    with pytest.raises(CosimError, match="Verilator build failed"):
+        build_cosim(path, tmp_path / "build")
+    assert not list((tmp_path / "build").glob("cosim-*/Vhwgen_top"))
+
+
 def test_rebuild_is_skipped_when_unchanged(fifo):
     top, exe = fifo
     start = time.perf_counter()
