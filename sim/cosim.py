@@ -250,9 +250,11 @@ def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: i
         raise ValueError(f"frames_beats must be a non-empty (frames, beats, lanes) array, "
                          f"not shape {frames_beats.shape}")
     for name, value in (("in_bits", in_bits), ("out_lanes", out_lanes), ("out_bits", out_bits),
-                        ("out_beats_per_frame", out_beats_per_frame), ("seed", seed + 1)):
+                        ("out_beats_per_frame", out_beats_per_frame)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, not {value!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, not {seed!r}")
     idle = _check_probability("idle", idle)
     backpressure = _check_probability("backpressure", backpressure)
     frames, in_beats, in_lanes = frames_beats.shape

@@ -165,7 +165,8 @@ std::vector<uint32_t> read_words(const std::string& path) {
 
 void write_file(const std::string& path, const void* data, size_t bytes) {
     FILE* f = std::fopen(path.c_str(), "wb");
-    if (!f || (bytes && std::fwrite(data, 1, bytes, f) != bytes)) fail("cannot write %s", path.c_str());
+    if (!f || (bytes && std::fwrite(data, 1, bytes, f) != bytes))
+        fail("cannot write %s", path.c_str());
     std::fclose(f);
 }
 
@@ -246,7 +247,8 @@ int main(int argc, char** argv) {
             if (!drain_left) break;
         }
     }
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - t0;
+    const double wall = elapsed.count();
     top->final();
     // Cycles up to and including the last expected output transfer; the drain is not counted.
     const int64_t total_cycles = received ? out_cycle.back() + 1 : static_cast<int64_t>(cycle);

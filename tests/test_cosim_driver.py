@@ -174,6 +174,8 @@ def test_bad_arguments_are_rejected(fifo):
     beats = frames_for(top, 1, seed=9)
     with pytest.raises(ValueError, match="idle must be a probability in \\[0, 1\\), not 1.0"):
         run(top, exe, beats, idle=1.0)
+    with pytest.raises(ValueError, match="seed must be a non-negative int, not -1"):
+        run(top, exe, beats, seed=-1)
     with pytest.raises(ValueError, match="frames_beats"):
         run(top, exe, beats[0])
     with pytest.raises(CosimError, match="out-words disagrees"):
