@@ -1,0 +1,136 @@
+"""Analytic FIFO depths for every fork/join, from the PEs' cycle models.
+
+A join (Concat, Add, ChannelScale) reads its two inputs in lockstep, and the fork (or split)
+upstream moves a beat only when both branches take it. If one branch delays its data longer
+(a line buffer filling rows, a global pool waiting for the whole frame), the other branch must
+hold what the fork pushed meanwhile, or the fork stalls the slow branch's input and the design
+deadlocks. So the short branch gets a FIFO right before the join holding the difference of the
+branches' lags, at the pipeline's pace, plus slack.
+
+The lag of a unit is its :meth:`latency` (first input to first output at one input beat per
+cycle) stretched by how much slower than that its input arrives at the pipeline's pace
+``T``: ``latency * T / input beats per frame``. For a line buffer this is the rows it must hold
+before its first window; for a global pool, the whole frame. This is the generalisation of
+:func:`rtl_templates.fire_module.bypass_pixels` (the Fire module's measured bound), and is
+conservative: it ignores what the units on the short branch hold themselves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+
+from .hwgraph import HwGraph, Op, Stage
+from .units import stage_units
+
+__all__ = ["stage_lag", "size_fifos", "JOINS"]
+
+JOINS = (Op.CONCAT, Op.ADD, Op.SCALE)
+#: Extra pixels of slack on every bypass: the pixel the join is reading and one in flight.
+SLACK_PIXELS = 2
+
+
+def stage_lag(stage: Stage, pace: int) -> float:
+    """Cycles from the stage's first input to its first output at pipeline pace ``pace``.
+
+    A unit's latency counts input beats arriving one per cycle (a line buffer's rows, a
+    global pool's frame); at the pipeline's pace they arrive every ``pace / input beats``
+    cycles, so the latency stretches by that factor.
+    """
+    shape = stage.in_shapes[0]
+    in_beats = shape.h * shape.w * shape.c // max(1, stage.in_lanes(stage.in_ports[0]))
+    lag = 0.0
+    for _, unit in stage_units(stage):
+        lag += unit.latency() * max(1.0, pace / max(1, in_beats))
+        in_beats = _output_beats(unit, in_beats)
+    return lag
+
+
+def _output_beats(unit, in_beats: int) -> int:
+    """Beats per frame leaving ``unit`` (a window multiplies them; the rest keep the rate)."""
+    out = getattr(unit, "output_beats", None)
+    return out() if callable(out) else in_beats
+
+
+def _branch_point(g: nx.DiGraph, a: str, b: str) -> str | None:
+    common = (nx.ancestors(g, a) | {a}) & (nx.ancestors(g, b) | {b})
+    if not common:
+        return None
+    order = {n: k for k, n in enumerate(nx.topological_sort(g))}
+    return max(common, key=order.__getitem__)
+
+
+def _arrival(hw: HwGraph, start: str, end: str, pace: int) -> dict[str, float]:
+    """Longest lag from ``start``'s output to each node's output, on paths to ``end``."""
+    g = hw.graph
+    between = (nx.descendants(g, start) & nx.ancestors(g, end)) | {start}
+    arrival = {start: 0.0}
+    for n in nx.topological_sort(g.subgraph(between)):
+        if n == start:
+            continue
+        preds = [arrival[p] for p in g.predecessors(n) if p in arrival]
+        arrival[n] = max(preds) + stage_lag(hw.stage(n), pace)
+    return arrival
+
+
+def size_fifos(hw: HwGraph, pace: int) -> list[Stage]:
+    """Insert a FIFO before every join's shorter branch; return the FIFO stages."""
+    added = []
+    for join in [s for s in hw.stages() if s.op in JOINS]:
+        (pa, _), (pb, _) = (hw.producer(join.name, p) for p in ("a", "b"))
+        start = _branch_point(hw.graph, pa, pb)
+        if start is None:
+            raise ValueError(f"join {join.name!r} has inputs from unrelated streams")
+        arrival = _arrival(hw, start, join.name, pace)
+        lag = {"a": arrival[pa], "b": arrival[pb]}
+        short = min(lag, key=lag.get)
+        diff = max(lag.values()) - lag[short]
+        prod, _ = hw.producer(join.name, short)
+        src = hw.stage(prod)
+        lanes = join.in_lanes(short)
+        shape = join.in_shapes[0 if short == "a" else 1]
+        beats_per_pixel = shape.c // lanes
+        beats = shape.h * shape.w * beats_per_pixel
+        cycles_per_beat = pace / beats
+        depth = math.ceil(diff / cycles_per_beat) + SLACK_PIXELS * beats_per_pixel
+        depth = max(2, min(depth, 2 * beats + SLACK_PIXELS * beats_per_pixel))
+        fifo = Stage(name=f"{join.name}/{short}_fifo", op=Op.FIFO, in_shapes=[shape],
+                     out_shape=shape, bits=src.bits, in_bits=[src.bits], simd=lanes,
+                     extra={"depth": depth})
+        hw.insert_on_edge(prod, join.name, fifo)
+        added.append(fifo)
+    return added
+
+
+def add_input_buffers(hw: HwGraph) -> list[Stage]:
+    """A FIFO of two input vectors before every pixel-fed matrix-vector unit that computes
+    several output groups per input vector.
+
+    Such a unit reads a pixel's ``steps`` beats while computing its first group, then spends
+    ``(groups - 1) * steps`` cycles on the others without reading. Fed at the pipeline's pace
+    straight from its producer, the first group is stretched to the producer's rate and the
+    rest are added on top (measured: 34,056 instead of 18,432 cycles per frame on a Fire
+    module). With the next vector waiting in a FIFO the first group runs at one beat per
+    cycle and the unit keeps its modelled rate. (Window-fed units need none: the line buffer
+    holds rows.)
+    """
+    from .units import needs_window
+    added = []
+    for st in hw.stages():
+        if st.op not in (Op.CONV, Op.FC) or needs_window(st):
+            continue
+        units = stage_units(st)
+        mvu = units[-1][1]
+        if mvu.params.groups == 1:
+            continue
+        prod, _ = hw.producer(st.name, "i")
+        shape = st.in_shapes[0]
+        if prod == "input":
+            continue
+        fifo = Stage(name=f"{st.name}/i_buffer", op=Op.FIFO, in_shapes=[shape],
+                     out_shape=shape, bits=st.in_bits[0], in_bits=[st.in_bits[0]],
+                     simd=st.simd, extra={"depth": 2 * mvu.params.steps + 2})
+        hw.insert_on_edge(prod, st.name, fifo)
+        added.append(fifo)
+    return added
