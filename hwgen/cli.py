@@ -208,12 +208,30 @@ def cmd_export_onnx(args) -> int:
 
 
 # -- build ------------------------------------------------------------------------------------
+def _model_options(args) -> dict:
+    return {k: v for k, v in (("width", args.width), ("resolution", args.resolution),
+                              ("groups", args.groups), ("num_classes", args.num_classes))
+            if v is not None}
+
+
 def cmd_build(args) -> int:
-    print_summary_table(_load(args).model, args.wbits)
-    print(f"hwgen: hardware generation for {args.model!r} on board {args.board!r} is not "
-          f"implemented yet: the compiler (lowering, folding, RTL emission) is a later milestone",
-          file=sys.stderr)
-    return EXIT_NOT_IMPLEMENTED
+    from boards import UnknownBoardError, get_board
+    from dataflows.source import ModelSourceError
+    from .build import BuildOptions, build
+    from .compile import FitError
+    from .lower import LoweringError
+    try:
+        get_board(args.board)
+        build(BuildOptions(model=args.model, board=args.board, fps=args.fps, abits=args.abits,
+                           wbits=args.wbits, out_dir=args.out,
+                           model_options=_model_options(args)), progress=_progress)
+    except (UnknownBoardError, ModelSourceError, LoweringError) as exc:
+        raise UserError(str(exc)) from None
+    except FitError as exc:
+        raise UserError(f"{args.model} does not fit {args.board}: {exc}") from None
+    except ValueError as exc:  # a builder rejected an option
+        raise UserError(f"{args.model}: {exc}") from None
+    return 0
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -257,11 +275,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT.onnx", help="output file")
     p.set_defaults(func=cmd_export_onnx)
 
-    p = sub.add_parser("build", help="generate the accelerator (not implemented yet)",
-                       description="Generate RTL, weights, build scripts and a report.")
+    p = sub.add_parser("build", help="generate the accelerator: Verilog, weights, report",
+                       description="Quantize the model, lower it to streaming PEs, fold them "
+                       "to the board's DSP/BRAM/LUT budget (or to --fps with the least "
+                       "hardware), size the FIFOs, and write build/<model>-<board>/: "
+                       "hwgen_top.v (AXI4-Stream in/out), weights/*.hex, report.json, "
+                       "report.md and plots. A model that does not fit is split into "
+                       "partitions run one after another.")
     _add_model_args(p)
-    p.add_argument("--board", required=True, help="target board")
-    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8)")
+    p.add_argument("--board", required=True, help="target board (vc707, zcu104, zcu102, "
+                   "pynq-z2, ultra96, u250, ecp5-85f)")
+    p.add_argument("--fps", type=float, help="frames per second to reach with the least "
+                   "hardware (default: as fast as the budget allows)")
+    p.add_argument("--abits", type=_bits, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default build/<model>-<board>)")
     p.set_defaults(func=cmd_build)
     return root
 

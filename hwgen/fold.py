@@ -29,6 +29,10 @@ class FitError(ValueError):
     """The model cannot fit the board; the message says what and by how much."""
 
 
+#: DSPs of one output lane's requantization multiplier, for ranking foldings.
+REQUANT_DSPS = 2
+
+
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -80,7 +84,9 @@ def candidates(stage: Stage) -> list[tuple[int, int]]:
             pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in divisors(cin)]
         else:
             pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in divisors(cin)]
-        return sorted(pairs, key=lambda ps: (ps[0] * ps[1], -ps[1]))
+        # Each output lane also has a requantization multiplier (about two DSPs), so for the
+        # same multiply-accumulates per cycle fewer, wider rows are cheaper.
+        return sorted(pairs, key=lambda ps: (ps[0] * ps[1] + REQUANT_DSPS * ps[0], -ps[1]))
     if stage.op is Op.DEPTHWISE:
         return [(p, 1) for p in divisors(stage.in_shapes[0].c)]
     return [(1, s) for s in divisors(_lane_constraint(stage))]
@@ -100,8 +106,9 @@ def fold_for(hw: HwGraph, target: int) -> None:
         if not ok:
             best = min(cands, key=lambda c: (stage_cycles(st, *c), c[0] * c[1]))
         elif st.op.computes:
-            cost = ok[0][0] * ok[0][1]
-            same = [c for c in ok if c[0] * c[1] == cost]
+            def cost(c):
+                return c[0] * c[1] + REQUANT_DSPS * c[0]
+            same = [c for c in ok if cost(c) == cost(ok[0])]
             best = next((c for c in same if _in_lanes(st, c) == want), same[0])
         else:
             best = next((c for c in ok if c[1] == want), ok[0])
