@@ -69,6 +69,8 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     cycles = sum(p.cycles_per_frame for p in parts)
     fps = clock * 1e6 / cycles
     mults = max(_multipliers(p.hw) for p in parts)
+    # Each partition's multipliers work only during its own share of the frame time.
+    busy = sum(_multipliers(p.hw) * p.cycles_per_frame for p in parts)
     macs = model.macs
     used = {k: max(getattr(p.resources, k) for p in parts) for k in ("dsp", "bram18", "lut", "ff")}
     avail = board.available()
@@ -89,8 +91,7 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     report = {
         "model": model_name, "board": board.name, "clock_mhz": clock,
         "cycles_per_frame": int(cycles), "latency_cycles": int(latency), "fps": round(fps, 3),
-        "mac_efficiency": round(macs / (mults * cycles * (1 if len(parts) == 1 else 1)), 4)
-        if mults else 0.0,
+        "mac_efficiency": round(macs / busy, 4) if busy else 0.0,
         "fits_on_chip": len(parts) == 1, "partitions": len(parts),
         "resources": {"used": used, "available": {"dsp": avail.dsp, "bram18": avail.bram18,
                                                   "lut": avail.lut, "ff": avail.ff}},

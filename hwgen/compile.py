@@ -136,7 +136,7 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
             if k < start:
                 continue
             res = _min_resources(hw, order[start:k + 1], family)
-            if _fits(res, budget):
+            if not _fits(res, budget):
                 if best is None or k > best:
                     best = k
             else:

@@ -1,0 +1,165 @@
+"""The compiler without a simulator: lowering, folding, FIFO sizing, partitioning, reports,
+emission determinism and the CLI's errors. (Co-simulation: tests/test_network_cosim.py.)"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from boards import get_board
+from dataflows.quantize import QuantConfig, quantize
+from dataflows.source import load_model
+from hwgen.cli import main
+from hwgen.compile import FitError, compile_model
+from hwgen.fifo_sizing import JOINS
+from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
+from hwgen.hwgraph import Op
+from hwgen.lower import LoweringError, lower
+from hwgen.build import make_report
+from hwgen.report import REPORT_KEYS
+from hwgen.units import stage_units
+
+warnings.filterwarnings("ignore", message=".*created but never used")
+
+SMALL = {  # every zoo model, reduced so the whole suite stays fast
+    "squeezenet": {"resolution": 32},
+    "squeezenet1_1": {"resolution": 32},
+    "mobilenet_v1": {"resolution": 32, "width": 0.25},
+    "mobilenet_v2": {"resolution": 32, "width": 0.35},
+    "mobilenet_v3_small": {"resolution": 32, "width": 0.5},
+    "mobilenet_v3_large": {"resolution": 32, "width": 0.35},
+    "shufflenet_v1": {"resolution": 32, "width": 0.25},
+    "shufflenet_v2": {"resolution": 32, "width": 0.5},
+    "efficientnet_b0": {"resolution": 32},
+}
+
+
+def quantized(name, **options):
+    return quantize(load_model(name, **options).model, QuantConfig(calibration_images=1))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_lowering_and_cycle_closed_form(name):
+    """Every model lowers; the folding's closed-form cycles equal the PEs' own models."""
+    q = quantized(name, **SMALL[name])
+    hw = lower(q)
+    assert hw.input is not None and hw.output is not None
+    layers = {s.layer for s in hw.stages() if s.layer}
+    weighted = set(q.model.weighted_layers())
+    assert weighted <= layers, f"weighted layers without a stage: {weighted - layers}"
+    for target in (10**9, 20_000):
+        fold_for(hw, target)
+        for st in hw.stages():
+            units = stage_units(st)
+            assert stage_cycles(st, st.pe, st.simd) == max(u.cycles_per_frame() for _, u in units), st.name
+
+
+def test_folding_balances_to_the_bottleneck():
+    q = quantized("squeezenet", resolution=64)
+    hw = lower(q)
+    fold_for(hw, 50_000)
+    for st in hw.stages():
+        cyc = stage_cycles(st, st.pe, st.simd)
+        fastest = min(stage_cycles(st, *c) for c in candidates(st))
+        assert cyc <= 50_000 or cyc == fastest, st.name
+    insert_width_converters(hw)
+    for src, sport, dst, dport in hw.edges():
+        assert hw.stage(src).out_lanes == hw.stage(dst).in_lanes(dport), (src, dst)
+
+
+def test_squeezenet_on_vc707_fits_on_chip():
+    """The flagship: SqueezeNet 1.0 at 227 entirely on the VC707 within its 85% budget."""
+    board = get_board("vc707")
+    q = quantized("squeezenet")
+    parts = compile_model(q, board)
+    assert len(parts) == 1
+    report = make_report("squeezenet", board, q.model, parts, 8)
+    budget = board.budget()
+    used = report["resources"]["used"]
+    assert used["dsp"] <= budget.dsp and used["bram18"] <= budget.bram18
+    assert used["lut"] <= budget.lut
+    assert report["fits_on_chip"] and report["partitions"] == 1
+    assert set(REPORT_KEYS) <= set(report)
+    # conv1 (7x7 over 3 channels: SIMD at most 3) sets the pace: 111*111 pixels x 49 steps.
+    assert report["cycles_per_frame"] == 111 * 111 * 49
+    assert report["mac_efficiency"] > 0.7
+    joins = [s for s in parts[0].hw.stages() if s.op in JOINS]
+    fifos = [s for s in parts[0].hw.stages() if s.op is Op.FIFO and "_fifo" in s.name]
+    assert len(fifos) == len(joins) == 8   # one bypass per Fire concat
+
+
+def test_partitioning_reports_ddr_traffic():
+    board = get_board("vc707")
+    q = quantized("mobilenet_v1")          # 4.2 M weights: more than the VC707's BRAM
+    parts = compile_model(q, board)
+    assert len(parts) > 1
+    report = make_report("mobilenet_v1", board, q.model, parts, 8)
+    assert not report["fits_on_chip"] and report["partitions"] == len(parts)
+    assert report["bandwidth"]["ddr_mbps"] > 0
+    assert len(report["partition_details"]) == len(parts)
+    for p in parts:
+        assert p.resources.bram18 <= board.budget().bram18
+
+
+def test_a_layer_that_cannot_fit_is_named():
+    q = quantized("efficientnet_b0")
+    with pytest.raises(FitError, match=r"layer '.*' .* needs \d+ \w+ .*\(over by \d+\)"):
+        compile_model(q, get_board("ecp5-85f"))
+
+
+def test_grouped_conv_lowered_as_block_diagonal():
+    q = quantized("shufflenet_v1", resolution=32, width=0.25)
+    hw = lower(q)
+    grouped = [s for s in hw.stages() if s.op is Op.CONV and s.spec.groups > 1]
+    assert grouped
+    st = grouped[0]
+    units = stage_units(st, *candidates(st)[0])
+    w = units[-1][1].params.weights
+    assert w.shape[1] == st.spec.kernel[0] ** 2 * st.in_channels
+
+
+def test_unsupported_concat_names_the_node():
+    from dataflows import layers as L
+    from dataflows.graph import Model
+    m = Model("three_way", (4, 4, 2))
+    a = m.add("a", L.Conv2d(2, 1))
+    b = m.add("b", L.Conv2d(2, 1), "input")
+    c = m.add("c", L.Conv2d(2, 1), "input")
+    m.add("cat", L.Concat(), [a, b, c])
+    m.init_weights(0)
+    q = quantize(m, QuantConfig(calibration_images=1))
+    with pytest.raises(LoweringError, match="'cat' \\(Concat\\).*3 inputs"):
+        lower(q)
+
+
+def test_build_is_deterministic_and_writes_the_report(tmp_path, capsys):
+    args = ["build", "mobilenet_v1", "--width", "0.25", "--resolution", "32",
+            "--board", "zcu104", "--fps", "500"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    a, b = (tmp_path / "a" / "hwgen_top.v").read_bytes(), (tmp_path / "b" / "hwgen_top.v").read_bytes()
+    assert a == b
+    text = a.decode()
+    assert "module hwgen_top" in text and "s_axis_tdata" in text and "m_axis_tlast" in text
+    assert "Conv2d_0" in text and "$readmemh" in text      # layer names, external weights
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert list(report)[:len(REPORT_KEYS)] == list(REPORT_KEYS)
+    for f in ("report.md", "stage_cycles.png", "resources.png"):
+        assert (tmp_path / "a" / f).is_file()
+    hexes = sorted(p.name for p in (tmp_path / "a" / "weights").iterdir())
+    assert hexes and hexes == sorted(p.name for p in (tmp_path / "b" / "weights").iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["build", "squeezenet", "--board", "vc709"], "unknown board 'vc709'; known boards: ecp5-85f"),
+    (["build", "squeezenet9", "--board", "vc707"], "squeezenet9"),
+    (["build", "squeezenet", "--board", "vc707", "--groups", "3"], "groups"),
+    (["build", "efficientnet_b0", "--board", "ecp5-85f"], "does not fit ecp5-85f: layer"),
+])
+def test_build_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if not line.startswith("[hwgen]")]          # progress lines come first
+    assert len(err) == 1 and err[0].startswith("hwgen build: error:") and message in err[0], err
