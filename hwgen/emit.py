@@ -9,6 +9,10 @@ build directory). Same design, same bytes: names and file names are deterministi
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from amaranth.back import verilog
 from rtl_templates.axis_top import AxiStreamTop
 from rtl_templates.rom import ROM_VERILOG, RomFiles, external_roms
 
-from .accelerator import Accelerator
+from .accelerator import AcceleratorShell, StageBlock, verilog_name
 from .hwgraph import HwGraph
 
 __all__ = ["Emitted", "emit", "TOP_NAME"]
@@ -39,32 +43,72 @@ class Emitted:
     out_beats_per_frame: int
 
 
-def emit(hw: HwGraph, out_dir: Path, *, header: str = "") -> Emitted:
-    """Write ``hwgen_top.v`` and ``weights/*.hex`` for ``hw`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    acc = Accelerator(hw)
-    shape_in = hw.input_shape
-    last = hw.stage(hw.output[0])
-    shape_out = last.out_shape
-    in_beats = shape_in.h * shape_in.w * shape_in.c // acc.in_lanes
-    out_beats = shape_out.h * shape_out.w * shape_out.c // acc.out_lanes
-    top = AxiStreamTop(acc, in_beats_per_frame=in_beats, out_beats_per_frame=out_beats)
+_HW: HwGraph | None = None   # the graph being emitted, inherited by forked workers
+
+
+def _convert_stage(name: str) -> tuple[str, dict[str, str]]:
+    """One stage's module (Verilog text) and the weight files its ROMs load."""
     roms = RomFiles("weights/")
     with external_roms(roms):
-        text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+        text = verilog.convert(StageBlock(_HW.stage(name)), name=verilog_name(name),
+                               emit_src=False)
+    return text, roms.files
+
+
+def _ports(text: str, module: str) -> set[str]:
+    header = re.search(rf"^module {re.escape(module)}\((.*?)\);", text, re.M)
+    return {p.strip() for p in header.group(1).split(",")} if header else set()
+
+
+def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = None) -> Emitted:
+    """Write ``hwgen_top.v`` and ``weights/*.hex`` for ``hw`` into ``out_dir``.
+
+    Each stage's module is converted on its own, ``jobs`` at a time (default: one per CPU),
+    then the top instantiates them; the text is the same whatever ``jobs`` is.
+    """
+    global _HW
+    out_dir = Path(out_dir)
+    names = [st.name for st in hw.stages()]
+    jobs = jobs or os.cpu_count() or 1
+    _HW = hw
+    try:
+        if jobs > 1 and len(names) > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                results = list(pool.map(_convert_stage, names))
+        else:
+            results = [_convert_stage(n) for n in names]
+    finally:
+        _HW = None
+    files: dict[str, str] = {}
+    clocked = {}
+    for name, (text, roms) in zip(names, results):
+        ports = _ports(text, verilog_name(name))
+        clocked[name] = ("clk" in ports, "rst" in ports)
+        files.update(roms)
+    shell = AcceleratorShell(hw, clocked)
+    shape_in = hw.input_shape
+    shape_out = hw.stage(hw.output[0]).out_shape
+    if hw.output[1] != "o":
+        raise ValueError(f"the design output must be a stage's 'o' port, not {hw.output!r}")
+    in_beats = shape_in.h * shape_in.w * shape_in.c // shell.in_lanes
+    out_beats = shape_out.h * shape_out.w * shape_out.c // shell.out_lanes
+    top = AxiStreamTop(shell, in_beats_per_frame=in_beats, out_beats_per_frame=out_beats)
+    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
     comment = "".join(f"// {line}\n" for line in header.splitlines())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{TOP_NAME}.v"
-    path.write_text(comment + text + "\n" + ROM_VERILOG)
+    path.write_text(comment + text + "".join(t for t, _ in results) + "\n" + ROM_VERILOG)
     wdir = out_dir / "weights"
     wdir.mkdir(exist_ok=True)
     for old in wdir.glob("rom_*.hex"):
-        if old.name not in roms.files:
+        if old.name not in files:
             old.unlink()
-    files = []
-    for name, body in sorted(roms.files.items()):
+    written = []
+    for name, body in sorted(files.items()):
         f = wdir / name
-        f.write_text(body)
-        files.append(f)
-    return Emitted(path, files, acc.in_lanes, hw.input_bits, in_beats, acc.out_lanes,
-                   acc.out_bits, out_beats)
+        if not f.is_file() or f.read_text() != body:
+            f.write_text(body)
+        written.append(f)
+    return Emitted(path, written, shell.in_lanes, hw.input_bits, in_beats, shell.out_lanes,
+                   shell.out_bits, out_beats)
