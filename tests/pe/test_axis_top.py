@@ -5,8 +5,6 @@ cocotbext-axi AxiStreamSource / AxiStreamSink (idle gaps on the input, backpress
 output). The sink groups beats into frames by ``tlast``, so frame lengths check its position.
 """
 
-import os
-import random
 from pathlib import Path
 
 import numpy as np
@@ -142,54 +140,7 @@ def test_mvu_top_adds_no_cycles(mvu_exe):
     assert run.cycles_per_frame() == top.core.cycles_per_frame()
 
 
-# -- through cocotb and cocotbext-axi ------------------------------------------------------------
-
-try:
-    import cocotb
-except ImportError:  # pragma: no cover - cocotb is a test dependency
-    cocotb = None
-
-if cocotb is not None:
-    @cocotb.test()
-    async def axis_top_cocotb(dut):
-        """Send frames with tlast, receive frames by tlast, compare with the numpy model."""
-        from cocotb.clock import Clock
-        from cocotb.triggers import RisingEdge
-        from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-
-        from sim.cosim import pack_beats, unpack_beats
-
-        run_dir = Path(os.environ["HWGEN_AXIS_TOP_DIR"])
-        spec = np.load(run_dir / "spec.npz")
-        inputs, expected = spec["inputs"], spec["expected"]
-        in_bits, out_bits, seed = (int(v) for v in spec["shape"])
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
-        sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
-        for k, endpoint in enumerate((source, sink)):
-            rng = random.Random(seed * 10 + k)
-            endpoint.set_pause_generator(iter(lambda r=rng: r.random() < 0.3, None))
-            endpoint.log.setLevel("WARNING")
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
-        in_bytes, out_bytes = len(dut.s_axis_tdata) // 8, len(dut.m_axis_tdata) // 8
-        for frame in inputs:
-            words = pack_beats(frame, in_bits)
-            data = words.view(np.uint8).reshape(len(frame), -1)[:, :in_bytes]
-            await source.send(AxiStreamFrame(bytes(data.reshape(-1))))
-        for want in expected:
-            got = await sink.recv()  # one frame per tlast
-            raw = np.frombuffer(bytes(got.tdata), dtype=np.uint8).reshape(-1, out_bytes)
-            assert raw.shape[0] == want.shape[0], f"tlast after {raw.shape[0]} beats"
-            padded = np.zeros((raw.shape[0], -(-out_bytes // 4) * 4), dtype=np.uint8)
-            padded[:, :out_bytes] = raw
-            words, lanes = padded.view("<u4"), want.shape[1]
-            if lanes * out_bits < 32:
-                assert not (words[:, 0] >> (lanes * out_bits)).any(), "padding bits must be zero"
-            np.testing.assert_array_equal(unpack_beats(words, lanes, out_bits), want)
-
+# -- through cocotb and cocotbext-axi (the test coroutine: sim/axis_cocotb.py) ----------------
 
 def test_mvu_top_through_cocotb_axi_stream(tmp_path):
     from cocotb_tools.runner import get_results, get_runner
@@ -206,9 +157,9 @@ def test_mvu_top_through_cocotb_axi_stream(tmp_path):
     with _pch_flag_fixed():
         runner.build(sources=[path], hdl_toplevel="hwgen_top", build_dir=build_dir,
                      build_args=VERILATOR_ARGS, log_file=SIM_BUILD / "axis_top_cocotb.build.log")
-    results = runner.test(test_module=Path(__file__).stem, hdl_toplevel="hwgen_top",
+    results = runner.test(test_module="sim.axis_cocotb", hdl_toplevel="hwgen_top",
                           hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=tmp_path,
-                          extra_env={"HWGEN_AXIS_TOP_DIR": str(tmp_path)},
+                          extra_env={"HWGEN_AXIS_DIR": str(tmp_path)},
                           log_file=tmp_path / "sim.log")
     n_tests, n_failed = get_results(Path(results))
     assert n_tests == 1 and n_failed == 0, (tmp_path / "sim.log").read_text()[-3000:]
