@@ -163,3 +163,15 @@ def test_build_errors_are_one_line(argv, message, capsys):
     err = [line for line in capsys.readouterr().err.strip().splitlines()
            if not line.startswith("[hwgen]")]          # progress lines come first
     assert len(err) == 1 and err[0].startswith("hwgen build: error:") and message in err[0], err
+
+
+def test_build_from_onnx(tmp_path):
+    onnx_path = tmp_path / "sq.onnx"
+    assert main(["export-onnx", "squeezenet1_1", "--resolution", "32", str(onnx_path)]) == 0
+    out = tmp_path / "hw"
+    assert main(["build", str(onnx_path), "--board", "vc707", "--fps", "1000",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "sq" and report["fits_on_chip"]
+    text = (out / "hwgen_top.v").read_text()
+    assert "module hwgen_top" in text
