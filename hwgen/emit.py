@@ -52,7 +52,40 @@ def _convert_stage(name: str) -> tuple[str, dict[str, str]]:
     with external_roms(roms):
         text = verilog.convert(StageBlock(_HW.stage(name)), name=verilog_name(name),
                                emit_src=False)
-    return text, roms.files
+    return "".join(strip_ram_zero_init(m) for m in _modules(text)), roms.files
+
+
+def _modules(text: str) -> list[str]:
+    """Split converted Verilog at module boundaries (memory names are per module)."""
+    parts = re.split(r"(?=^\(\* generator|^module )", text, flags=re.M)
+    out, cur = [], ""
+    for part in parts:
+        cur += part
+        if "endmodule" in part:
+            out.append(cur)
+            cur = ""
+    return out + ([cur] if cur else [])
+
+
+_ZERO_INIT = re.compile(r"^  initial begin\n((?:    (\\?\S+)\[\d+\] = \d+'h0+;\n)+)  end\n", re.M)
+
+
+def strip_ram_zero_init(text: str) -> str:
+    """Drop the all-zero ``initial`` blocks Amaranth writes for every RAM that is written
+    before it is read (FIFOs, line buffers, input buffers).
+
+    Their contents at power-up never reach an output, block RAM powers up to zero anyway,
+    and on a whole network they are a fifth of the Verilog and of Verilator's C++. ROMs (no
+    write port) keep their ``initial`` block even when it is all zeros.
+    """
+    def keep_or_drop(match):
+        names = set(re.findall(r"^    (\\?\S+)\[\d+\] =", match.group(1), re.M))
+        if len(names) == 1:
+            (name,) = names
+            if re.search(rf"^\s+{re.escape(name)}\[[^\]]+\] <=", text, re.M):
+                return ""
+        return match.group(0)
+    return _ZERO_INIT.sub(keep_or_drop, text)
 
 
 def _ports(text: str, module: str) -> set[str]:
