@@ -184,7 +184,7 @@ def fold(hw: HwGraph, budget: Resources, family, *, target: int | None = None,
         else:
             hi = mid
     res = evaluate(hi)
-    limited = "fastest folding" if hi == fast else "budget"
+    limited = "fastest folding" if pipeline_cycles(hw) <= fast else "budget"
     return FoldResult(pipeline_cycles(hw), res, limited)
 
 
