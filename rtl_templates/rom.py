@@ -22,7 +22,7 @@ from amaranth.lib import memory
 
 from .resources import BRAM_THRESHOLD_BITS
 
-__all__ = ["RomFiles", "external_roms", "rom_read", "ROM_VERILOG"]
+__all__ = ["RomFiles", "external_roms", "rom_read", "block_ram", "ROM_VERILOG"]
 
 #: The ROM every external instance refers to; emitted next to the design's Verilog.
 ROM_VERILOG = """\
@@ -32,6 +32,16 @@ module hwgen_rom_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FIL
   (* rom_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
   initial $readmemh(INIT_FILE, mem);
   always @(posedge clk) if (en) data <= mem[addr];
+endmodule
+
+module hwgen_ram_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
+    (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
+     input r_en, input [ADDR_BITS-1:0] r_addr, output reg [WIDTH-1:0] r_data = 0);
+  (* ram_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+  always @(posedge clk) begin
+    if (w_en) mem[w_addr] <= w_data;
+    if (r_en) r_data <= mem[r_addr];   // read-first: not transparent, as lib.memory's port
+  end
 endmodule
 
 module hwgen_rom_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
@@ -117,3 +127,31 @@ def rom_read(m: Module, name: str, width: int, words: list[int], addr, en) -> Si
         p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits, p_INIT_FILE=files.add(width, words),
         i_clk=ClockSignal("sync"), i_en=en, i_addr=a, o_data=data)
     return data
+
+
+class _Port:
+    def __init__(self, name: str, width: int, addr_bits: int, write: bool):
+        self.addr = Signal(addr_bits, name=f"{name}_addr")
+        self.data = Signal(width, name=f"{name}_data")
+        self.en = Signal(name=f"{name}_en", init=0 if write else 1)
+
+
+def block_ram(m: Module, name: str, width: int, depth: int):
+    """A simple dual-port RAM (a write port, a registered non-transparent read port with
+    enable); returns ``(write_port, read_port)`` with ``addr``/``data``/``en``.
+
+    Inside :func:`external_roms` a block-RAM-sized one is an instance of ``hwgen_ram_block``:
+    the same circuit, without the all-zero ``init`` Amaranth writes out entry by entry (which
+    costs seconds per line buffer when converting a whole network).
+    """
+    if _ACTIVE.get() is None or width * depth < BRAM_THRESHOLD_BITS:
+        ram = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+        m.submodules[name] = ram
+        return ram.write_port(), ram.read_port(domain="sync")
+    addr_bits = max(1, (depth - 1).bit_length())
+    wr, rd = _Port(f"{name}_w", width, addr_bits, True), _Port(f"{name}_r", width, addr_bits, False)
+    m.submodules[name] = Instance(
+        "hwgen_ram_block", p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits,
+        i_clk=ClockSignal("sync"), i_w_en=wr.en, i_w_addr=wr.addr, i_w_data=wr.data,
+        i_r_en=rd.en, i_r_addr=rd.addr, o_r_data=rd.data)
+    return wr, rd

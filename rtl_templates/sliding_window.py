@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from dataflows.layers import window_output_size
 
 from .beats import WindowOrder, window_beats
+from .rom import block_ram
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources, memory_resources
 
@@ -191,10 +191,7 @@ class SlidingWindow(ProcessingElement):
         pt, pl, _, _ = p.padding
         slots, row_words = p.row_slots, p.width * p.groups
         width = p.bits * p.simd
-        m.submodules.buffer = buffer = memory.Memory(shape=unsigned(width),
-                                                     depth=slots * row_words, init=[])
-        wr = buffer.write_port()
-        rd = buffer.read_port(domain="sync")
+        wr, rd = block_ram(m, "buffer", width, slots * row_words)
 
         # Rows written minus rows released. It goes negative when the reader releases rows no
         # window uses (skipped by the stride, or cut off by floor rounding) before they arrive.
