@@ -19,7 +19,6 @@ from dataflows.zoo import MODELS
 __all__ = ["main"]
 
 EXIT_USAGE = 2
-EXIT_NOT_IMPLEMENTED = 3
 
 DESCRIPTION = """\
 hwgen turns a compact CNN (a zoo model or an ONNX file) into a streaming FPGA dataflow

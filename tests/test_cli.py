@@ -117,11 +117,12 @@ def test_options_are_rejected_for_onnx_files(tmp_path, capsys):
     assert code == 2 and "zoo models only" in err
 
 
-def test_build_says_it_is_not_implemented(capsys):
-    code, out, err = run(capsys, "build", "squeezenet", "--board", "vc707")
-    assert code == 3
-    assert "conv1" in out
-    assert "not implemented yet" in err
+def test_build_reports_progress_and_writes_the_design(tmp_path, capsys):
+    code, out, err = run(capsys, "build", "squeezenet1_1", "--resolution", "32", "--board",
+                         "vc707", "--fps", "1000", "--out", str(tmp_path))
+    assert code == 0
+    assert "[hwgen] lowered to" in err and "[hwgen] wrote" in err
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "hwgen_top.v").is_file()
 
 
 # -- golden and export ------------------------------------------------------------------------
