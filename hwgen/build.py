@@ -12,7 +12,6 @@ from dataflows.quantize import QuantConfig, quantize
 
 from .compile import Compiled, compile_model, stage_latency
 from .emit import Emitted, emit
-from .hwgraph import Op
 from .report import write_report
 from .units import stage_units
 
@@ -155,5 +154,3 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
     say(f"wrote {out_dir}/ (report.md, report.json, hwgen_top.v, weights/) in {seconds:.1f} s")
     return BuildResult(out_dir, q, loaded, board, parts, emitted, report, seconds)
 
-
-del Op

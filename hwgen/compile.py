@@ -9,19 +9,20 @@ one after another (activations through DDR), and says which layer cannot fit if 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import networkx as nx
 
 from rtl_templates.resources import Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
-from .fold import (FitError, FoldResult, candidates, design_resources, fold, fold_for,
-                   insert_width_converters, pipeline_cycles, _fits)
-from .hwgraph import HwGraph, Op
+from .fold import (FitError, FoldResult, candidates, fold, insert_width_converters,
+                   pipeline_cycles, design_resources, _fits)
+from .hwgraph import HwGraph
 from .lower import lower
+from .units import stage_units
 
-__all__ = ["Compiled", "compile_model", "partition", "FitError"]
+__all__ = ["Compiled", "compile_model", "partition", "stage_latency", "FitError"]
 
 
 @dataclass
@@ -39,7 +40,7 @@ def _finish(hw: HwGraph, budget: Resources, family, target, progress) -> Compile
     base = hw
     squeeze = Resources()
     for _ in range(4):
-        hw = _copy(base)
+        hw = base.copy()
         res_budget = Resources(**{k: max(0, getattr(budget, k) - getattr(squeeze, k))
                                   for k in ("dsp", "bram18", "lut", "ff")})
         fr = fold(hw, res_budget, family, target=target, progress=progress)
@@ -56,16 +57,6 @@ def _finish(hw: HwGraph, budget: Resources, family, target, progress) -> Compile
         squeeze = squeeze + Resources(**{k: max(0, getattr(res, k) - getattr(fr.resources, k))
                                          for k in ("dsp", "bram18", "lut", "ff")})
     raise FitError(f"the design does not settle under the budget ({over} over)")
-
-
-def _copy(hw: HwGraph) -> HwGraph:
-    import copy
-    out = copy.copy(hw)
-    out.graph = hw.graph.copy()
-    for n in out.graph.nodes:
-        st = out.graph.nodes[n]["stage"]
-        out.graph.nodes[n]["stage"] = replace(st, extra=dict(st.extra))
-    return out
 
 
 def compile_model(qmodel, board, *, fps: float | None = None, progress=None) -> list[Compiled]:
@@ -91,7 +82,6 @@ def _min_resources(hw: HwGraph, names, family) -> Resources:
     for n in names:
         st = hw.stage(n)
         st.pe, st.simd = candidates(st)[0]
-        from .units import stage_units
         for _, unit in stage_units(st):
             total = total + unit.resources(family)
     return total
@@ -99,9 +89,8 @@ def _min_resources(hw: HwGraph, names, family) -> Resources:
 
 def _segment(hw: HwGraph, names: list[str]) -> HwGraph:
     """The stages ``names`` (a contiguous run between single-stream cuts) as a graph."""
-    out = _copy(hw)
+    out = hw.copy()
     out.graph = out.graph.subgraph(names).copy()
-    first = names[0]
     if hw.input is not None and hw.input[0] in names:
         out.input = hw.input
     else:
@@ -114,7 +103,6 @@ def _segment(hw: HwGraph, names: list[str]) -> HwGraph:
     leaving = [(u, d["src_port"]) for u, v, d in hw.graph.edges(data=True)
                if u in names and v not in names]
     out.output = leaving[0] if leaving else hw.output
-    del first
     return out
 
 
@@ -168,6 +156,3 @@ def stage_latency(hw: HwGraph) -> int:
         arrival[n] = (max(preds) if preds else 0.0) + stage_lag(hw.stage(n), pace)
     return int(round(arrival[hw.output[0]]))
 
-
-# Re-exported for the report.
-__all__ += ["stage_latency", "fold_for", "Op"]

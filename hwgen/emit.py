@@ -18,15 +18,13 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from rtl_templates.axis_top import AxiStreamTop
+from rtl_templates.axis_top import TOP_NAME, AxiStreamTop, to_verilog
 from rtl_templates.rom import ROM_VERILOG, RomFiles, external_roms
 
 from .accelerator import AcceleratorShell, StageBlock, verilog_name
 from .hwgraph import HwGraph
 
 __all__ = ["Emitted", "emit", "TOP_NAME"]
-
-TOP_NAME = "hwgen_top"
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
     in_beats = shape_in.h * shape_in.w * shape_in.c // shell.in_lanes
     out_beats = shape_out.h * shape_out.w * shape_out.c // shell.out_lanes
     top = AxiStreamTop(shell, in_beats_per_frame=in_beats, out_beats_per_frame=out_beats)
-    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+    text = to_verilog(top)
     comment = "".join(f"// {line}\n" for line in header.splitlines())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{TOP_NAME}.v"

@@ -79,11 +79,9 @@ def candidates(stage: Stage) -> list[tuple[int, int]]:
     """Valid ``(pe, simd)`` pairs, cheapest first (multipliers for compute stages, lanes for
     the rest)."""
     if stage.op in (Op.CONV, Op.FC):
+        # SIMD divides the input channels: a window beat holds channels of one tap.
         cin = stage.in_shapes[0].c
-        if stage.op is Op.FC:
-            pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in divisors(cin)]
-        else:
-            pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in divisors(cin)]
+        pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in divisors(cin)]
         # Each output lane also has a requantization multiplier (about two DSPs), so for the
         # same multiply-accumulates per cycle fewer, wider rows are cheaper.
         return sorted(pairs, key=lambda ps: (ps[0] * ps[1] + REQUANT_DSPS * ps[0], -ps[1]))

@@ -12,13 +12,13 @@ and ``dst_port`` (``"i"``, ``"a"``, ``"b"``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
 from dataflows.layers import TensorShape
 
-__all__ = ["Op", "Stage", "HwGraph"]
+__all__ = ["Op", "Stage", "HwGraph", "truncated"]
 
 
 class Op(enum.Enum):
@@ -165,12 +165,6 @@ class HwGraph:
                 return (u, d["src_port"])
         raise KeyError(f"input {port!r} of stage {name!r} is not connected")
 
-    def consumer(self, name: str, port: str) -> tuple[str, str] | None:
-        for _, v, d in self.graph.out_edges(name, data=True):
-            if d["src_port"] == port:
-                return (v, d["dst_port"])
-        return None
-
     def insert_on_edge(self, src: str, dst: str, stage: Stage) -> None:
         """Put a one-in, one-out ``stage`` on the stream from ``src`` to ``dst``."""
         d = self.graph.edges[src, dst]
@@ -179,25 +173,22 @@ class HwGraph:
         self.connect(src, d["src_port"], stage.name, "i")
         self.connect(stage.name, "o", dst, d["dst_port"])
 
-    def insert_at_input(self, stage: Stage) -> None:
-        name, port = self.input
-        self.add(stage)
-        self.connect(stage.name, "o", name, port)
-        self.input = (stage.name, "i")
-
-    def insert_at_output(self, stage: Stage) -> None:
-        name, port = self.output
-        self.add(stage)
-        self.connect(name, port, stage.name, "i")
-        self.output = (stage.name, "o")
+    def copy(self) -> "HwGraph":
+        """A copy whose stages can be refolded and whose graph can be edited independently."""
+        out = HwGraph(self.model_name, self.input_shape, self.input_bits)
+        out.input, out.output = self.input, self.output
+        out.graph = self.graph.copy()
+        for n in out.graph.nodes:
+            st = out.graph.nodes[n]["stage"]
+            out.graph.nodes[n]["stage"] = replace(st, extra=dict(st.extra))
+        return out
 
 
 def truncated(hw: HwGraph, stage_name: str) -> HwGraph:
     """A copy of ``hw`` that ends at ``stage_name``'s output ``o`` (everything not feeding it
     dropped): co-simulating prefixes locates the first stage that diverges."""
-    import copy
     keep = nx.ancestors(hw.graph, stage_name) | {stage_name}
-    out = copy.copy(hw)
-    out.graph = hw.graph.subgraph(keep).copy()
+    out = hw.copy()
+    out.graph = out.graph.subgraph(keep).copy()
     out.output = (stage_name, "o")
     return out
