@@ -20,7 +20,8 @@ from dataflows import numerics as nm
 
 from .pe import ProcessingElement, beat_signature
 from .requant import multiplier_dsps, requantize_value
-from .resources import DeviceFamily, Resources, memory_resources
+from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
+from .rom import lut_ram
 
 __all__ = ["AddParams", "Add", "LutParams", "LutActivation", "ChannelScaleParams",
            "ChannelScale", "check_int"]
@@ -274,10 +275,9 @@ class ChannelScaleParams:
 class ChannelScale(ProcessingElement):
     """Scale every pixel of ``a`` by the per-channel gate ``b``: the SE block's multiply.
 
-    The gate (``C/simd`` beats per frame) is stored in one of two banks of shift registers
-    that rotate by one group per pixel beat, so the current group's gate is always at the head
-    (no address logic). While frame ``n`` is scaled, frame ``n+1``'s gate loads into the other
-    bank, so frames follow back to back. ``a`` is accepted only once its frame's gate is
+    The gate (``C/simd`` beats per frame) is stored in one of two banks of a LUT RAM, read
+    asynchronously at the pixel beat's channel group. While frame ``n`` is scaled, frame
+    ``n+1``'s gate loads into the other bank, so frames follow back to back. ``a`` is accepted only once its frame's gate is
     complete. Pipeline: ``x * g`` (stage 1), ``* M`` (stage 2), rounding shift and clamp as
     logic. Latency (from ``a``'s first transfer) 2.
 
@@ -301,8 +301,7 @@ class ChannelScale(ProcessingElement):
         advance = ~self.o.valid | self.o.ready
 
         # Two gate banks; full[k] once loaded, cleared after its frame's last pixel beat.
-        banks = [[Signal(signed(p.bits), name=f"gate{bank}_{j}_{k}") for j in range(g_count)
-                  for k in range(p.simd)] for bank in range(2)]
+        gates_w, gates_r = lut_ram(m, "gates", p.simd * p.bits, 2 * g_count)
         full = [Signal(name=f"full{bank}") for bank in range(2)]
         wsel, rsel = Signal(), Signal()
         load_count = Signal(range(g_count), name="load_count")
@@ -315,13 +314,9 @@ class ChannelScale(ProcessingElement):
         take = self.a.valid & r_full & advance
         m.d.comb += [self.b.ready.eq(~w_full), self.a.ready.eq(r_full & advance)]
 
-        for bank in range(2):
-            regs = banks[bank]
-            with m.If(load & (wsel == bank)):  # shift a new group in at the tail
-                m.d.sync += [regs[j].eq(regs[j + p.simd]) for j in range(len(regs) - p.simd)]
-                m.d.sync += [regs[len(regs) - p.simd + k].eq(self.b.payload[k]) for k in range(p.simd)]
-            with m.If(take & (rsel == bank)):  # rotate: the next group comes to the head
-                m.d.sync += [regs[j].eq(regs[(j + p.simd) % len(regs)]) for j in range(len(regs))]
+        m.d.comb += [gates_w.en.eq(load), gates_w.addr.eq(wsel * g_count + load_count),
+                     gates_w.data.eq(self.b.payload.as_value()),
+                     gates_r.addr.eq(rsel * g_count + group)]
         with m.If(load):
             m.d.sync += load_count.eq(Mux(load_count == g_count - 1, 0, load_count + 1))
             with m.If(load_count == g_count - 1):
@@ -349,7 +344,7 @@ class ChannelScale(ProcessingElement):
         xg_bits = 2 * p.bits
         shamt_2 = [Signal(range(nm.SHIFT_MAX), name=f"shamt{k}") for k in range(p.simd)]
         for k in range(p.simd):
-            head = Mux(rsel, banks[1][k], banks[0][k])
+            head = gates_r.data[k * p.bits:(k + 1) * p.bits].as_signed()
             xg = Signal(signed(xg_bits), name=f"xg{k}")
             prod = Signal(signed(xg_bits + nm.MULT_BITS + 1), name=f"prod{k}")
             if per_channel:
@@ -385,14 +380,15 @@ class ChannelScale(ProcessingElement):
         return 2  # from a's first transfer: x*g register, *M register
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Per lane two multipliers (x*g, *M); gate banks 2*C*bits FFs (or SRL LUTs)."""
+        """Per lane two multipliers (x*g, *M); the two gate banks in LUT RAM
+        (``simd * bits`` wide, ``2 * C/simd`` deep)."""
         p = self.params
         xg_bits = 2 * p.bits
         pbits = xg_bits + nm.MULT_BITS + 1
         dsp = p.simd * (multiplier_dsps(p.bits, p.bits, family)
                         + multiplier_dsps(xg_bits, nm.MULT_BITS + 1, family))
-        gate_ff = 2 * p.channels * p.bits
         counters = 2 * max(1, (p.height * p.width * p.groups).bit_length()) + 8
-        lut = p.simd * (2 * p.bits + pbits + p.bits) + p.channels * p.bits + counters
-        ff = gate_ff + p.simd * (xg_bits + pbits + 6) + counters
+        lut = (p.simd * (2 * p.bits + pbits + p.bits) + counters
+               + lutram_luts(p.simd * p.bits, 2 * p.groups, family))
+        ff = p.simd * (xg_bits + pbits + 6) + counters
         return Resources(dsp=dsp, lut=lut, ff=ff)

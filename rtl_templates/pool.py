@@ -25,7 +25,8 @@ from dataflows.quantize import QPool
 from .elementwise import check_int
 from .requant import multiplier_dsps, requantize_value
 from .pe import ProcessingElement, beat_signature
-from .resources import DeviceFamily, Resources, memory_resources
+from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
+from .rom import lut_ram
 
 __all__ = ["PoolParams", "Pool", "GlobalAvgPoolParams", "GlobalAvgPool"]
 
@@ -317,8 +318,9 @@ class GlobalAvgPoolParams:
 class GlobalAvgPool(ProcessingElement):
     """Mean over H and W: a per-channel sum over the frame, requantized by ``1 / (H*W)``.
 
-    The ``C/simd`` partial sums sit in a ring of shift registers that advances one group per
-    beat, so the current group's sum is always at the head (no addressing; maps to SRLs).
+    The ``C/simd`` partial sums sit in a LUT RAM indexed by the beat's channel group (read
+    asynchronously, written back on the same beat; the first pixel overwrites, so the RAM
+    needs no clearing between frames).
     During the frame's last pixel each completed sum goes straight into the requantization
     pipeline (sum register, product register, rounding and clamp as logic), so the ``C/simd``
     output beats leave while the next frame starts accumulating: no bubbles.
@@ -358,12 +360,14 @@ class GlobalAvgPool(ProcessingElement):
             m.d.sync += [sum_valid.eq(take & last), out_valid.eq(sum_valid)]
         spec = p.requant
         mult = Const(int(spec.multiplier[0]), _MULT_SHAPE)
+        sums_w, sums_r = lut_ram(m, "sums", p.simd * p.acc_bits, g_count)
+        m.d.comb += [sums_r.addr.eq(group), sums_w.addr.eq(group), sums_w.en.eq(take)]
         for k in range(p.simd):
-            ring = [Signal(signed(p.acc_bits), name=f"acc{k}_{j}") for j in range(g_count)]
-            new = Mux(first, self.i.payload[k], ring[0] + self.i.payload[k])
-            with m.If(take):
-                m.d.sync += [ring[j].eq(ring[j + 1]) for j in range(g_count - 1)]
-                m.d.sync += ring[-1].eq(new)
+            lane = slice(k * p.acc_bits, (k + 1) * p.acc_bits)
+            new = Signal(signed(p.acc_bits), name=f"acc{k}")
+            m.d.comb += [new.eq(Mux(first, self.i.payload[k],
+                                    sums_r.data[lane].as_signed() + self.i.payload[k])),
+                         sums_w.data[lane].eq(new)]
             total = Signal(signed(p.acc_bits), name=f"sum{k}")
             prod = Signal(signed(p.acc_bits + nm.MULT_BITS + 1), name=f"prod{k}")
             with m.If(take & last):
@@ -391,12 +395,13 @@ class GlobalAvgPool(ProcessingElement):
         return (p.height * p.width - 1) * p.groups + 2  # last pixel's first beat, sum, product
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Per lane a multiplier; the C sums as a ring of registers (``C * acc_bits`` FFs;
-        SRL32s on Xilinx would need ``acc_bits * ceil(C/simd/32)`` LUTs per lane instead)."""
+        """Per lane a multiplier; the C sums in LUT RAM (``simd * acc_bits`` bits wide,
+        ``C/simd`` deep)."""
         p = self.params
         pbits = p.acc_bits + nm.MULT_BITS + 1
         counters = max(1, (p.groups - 1).bit_length()) + max(1, (p.height * p.width - 1).bit_length())
         dsp = p.simd * multiplier_dsps(p.acc_bits, nm.MULT_BITS + 1, family)
-        lut = p.simd * (2 * p.acc_bits + pbits + 2 * p.bits) + 2 * counters
-        ff = p.channels * p.acc_bits + p.simd * (p.acc_bits + pbits) + counters + 2
+        lut = (p.simd * (2 * p.acc_bits + pbits + 2 * p.bits) + 2 * counters
+               + lutram_luts(p.simd * p.acc_bits, p.groups, family))
+        ff = p.simd * (p.acc_bits + pbits) + counters + 2
         return Resources(dsp=dsp, lut=lut, ff=ff)

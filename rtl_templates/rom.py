@@ -22,7 +22,7 @@ from amaranth.lib import memory
 
 from .resources import BRAM_THRESHOLD_BITS
 
-__all__ = ["RomFiles", "external_roms", "rom_read", "block_ram", "ROM_VERILOG"]
+__all__ = ["RomFiles", "external_roms", "rom_read", "block_ram", "lut_ram", "ROM_VERILOG"]
 
 #: The ROM every external instance refers to; emitted next to the design's Verilog.
 ROM_VERILOG = """\
@@ -42,6 +42,14 @@ module hwgen_ram_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
     if (w_en) mem[w_addr] <= w_data;
     if (r_en) r_data <= mem[r_addr];   // read-first: not transparent, as lib.memory's port
   end
+endmodule
+
+module hwgen_ram_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
+    (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
+     input [ADDR_BITS-1:0] r_addr, output [WIDTH-1:0] r_data);
+  (* ram_style = "distributed" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+  always @(posedge clk) if (w_en) mem[w_addr] <= w_data;
+  assign r_data = mem[r_addr];         // asynchronous read: LUT RAM
 endmodule
 
 module hwgen_rom_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
@@ -136,6 +144,12 @@ class _Port:
         self.en = Signal(name=f"{name}_en", init=0 if write else 1)
 
 
+def _check_shape(width, depth) -> None:
+    for what, value in (("width", width), ("depth", depth)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be a positive int, not {value!r}")
+
+
 def block_ram(m: Module, name: str, width: int, depth: int):
     """A simple dual-port RAM (a write port, a registered non-transparent read port with
     enable); returns ``(write_port, read_port)`` with ``addr``/``data``/``en``.
@@ -154,4 +168,28 @@ def block_ram(m: Module, name: str, width: int, depth: int):
         "hwgen_ram_block", p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits,
         i_clk=ClockSignal("sync"), i_w_en=wr.en, i_w_addr=wr.addr, i_w_data=wr.data,
         i_r_en=rd.en, i_r_addr=rd.addr, o_r_data=rd.data)
+    return wr, rd
+
+
+def lut_ram(m: Module, name: str, width: int, depth: int):
+    """A simple dual-port distributed RAM: a write port and an asynchronous read port; returns
+    ``(write_port, read_port)`` with ``addr``/``data`` (and ``en`` on the write port).
+
+    For state a PE indexes by channel group every cycle (running sums, stored gates): unlike a
+    ring of shift registers it costs LUT RAM, not flip-flops, and Verilator evaluates one array
+    access instead of moving every register each cycle. The contents start undefined; callers
+    write an entry before reading it. Inside :func:`external_roms` it is an instance of
+    ``hwgen_ram_logic`` (no entry-by-entry zero ``init`` in the Verilog).
+    """
+    _check_shape(width, depth)
+    if _ACTIVE.get() is None:
+        ram = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+        m.submodules[name] = ram
+        return ram.write_port(), ram.read_port(domain="comb")
+    addr_bits = max(1, (depth - 1).bit_length())
+    wr, rd = _Port(f"{name}_w", width, addr_bits, True), _Port(f"{name}_r", width, addr_bits, False)
+    m.submodules[name] = Instance(
+        "hwgen_ram_logic", p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits,
+        i_clk=ClockSignal("sync"), i_w_en=wr.en, i_w_addr=wr.addr, i_w_data=wr.data,
+        i_r_addr=rd.addr, o_r_data=rd.data)
     return wr, rd
