@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Const, Module, Signal
+from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
 from dataflows import tensor_ops
 
 from .pe import ProcessingElement, beat_signature
-from .resources import DeviceFamily, Resources
+from .resources import DeviceFamily, Resources, lutram_luts
 
 __all__ = ["ChannelShuffleParams", "ChannelShuffle"]
 
@@ -69,13 +70,14 @@ class ChannelShuffleParams:
 class ChannelShuffle(ProcessingElement):
     """Permute the channels of every pixel as view (groups, C/groups), transpose, flatten.
 
-    Two banks of ``channels`` registers alternate: the input fills one bank with a pixel's
-    ``C / simd`` beats while the output reads the other, so both sides move one beat per cycle.
-    Output lane ``k`` of beat ``t`` is a constant register (``source(t * simd + k)``) of the
-    read bank, so the read side is a ``2 * C / simd``-way multiplexer per output bit. A bank
-    turns readable in the cycle after its last write, so the latency is one pixel:
-    ``C / simd`` cycles. ``valid``/``ready`` come from registered full flags; no combinational
-    path links the input and output handshakes.
+    A memory of two banks of ``channels`` entries alternates: the input fills one bank with a
+    pixel's ``C / simd`` beats (``simd`` write ports, lane ``j`` of beat ``t`` at entry
+    ``t * simd + j``) while the output reads the other (``simd`` asynchronous read ports, lane
+    ``k`` of beat ``t`` at entry ``source(t * simd + k)``), so both sides move one beat per
+    cycle. With ``simd == 1`` this is one LUT RAM; wider, the tools build it from registers
+    and read multiplexers. A bank turns readable in the cycle after its last write, so the
+    latency is one pixel: ``C / simd`` cycles. ``valid``/``ready`` come from registered full
+    flags; no combinational path links the input and output handshakes.
 
     Parameters
     ----------
@@ -93,31 +95,33 @@ class ChannelShuffle(ProcessingElement):
         m = Module()
         p = self.params
         beats = p.pixel_beats
-        banks = [[Signal.like(self.i.payload[0], name=f"bank{b}_c{c}") for c in range(p.channels)]
-                 for b in range(2)]
         full = Array(Signal(name=f"full{b}") for b in range(2))
         w_bank, r_bank = Signal(), Signal()
         w_beat, r_beat = Signal(range(beats)), Signal(range(beats))
+        pixel = memory.Memory(shape=self.i.payload[0].shape(), depth=2 * p.channels, init=[])
+        m.submodules.pixel = pixel
 
-        # Write side: beat w_beat lands in channels w_beat*simd ... of bank w_bank.
+        # Write side: lane j of beat w_beat lands in entry w_beat*simd + j of bank w_bank.
         m.d.comb += self.i.ready.eq(~full[w_bank])
-        with m.If(self.i.valid & self.i.ready):
-            for b in range(2):
-                for t in range(beats):
-                    with m.If((w_bank == b) & (w_beat == t)):
-                        m.d.sync += [banks[b][t * p.simd + k].eq(self.i.payload[k])
-                                     for k in range(p.simd)]
+        take = self.i.valid & self.i.ready
+        for j in range(p.simd):
+            port = pixel.write_port()
+            m.d.comb += [port.addr.eq(w_bank * p.channels + w_beat * p.simd + j),
+                         port.data.eq(self.i.payload[j]), port.en.eq(take)]
+        with m.If(take):
             with m.If(w_beat == beats - 1):
                 m.d.sync += [w_beat.eq(0), w_bank.eq(~w_bank), full[w_bank].eq(1)]
             with m.Else():
                 m.d.sync += w_beat.eq(w_beat + 1)
 
-        # Read side: a fixed permutation per (bank, beat), chosen by a multiplexer.
+        # Read side: lane k of beat r_beat is entry source(r_beat*simd + k) of bank r_bank.
         m.d.comb += self.o.valid.eq(full[r_bank])
         for k in range(p.simd):
-            choices = Array(banks[b][p.source(t * p.simd + k)]
-                            for b in range(2) for t in range(beats))
-            m.d.comb += self.o.payload[k].eq(choices[r_bank * beats + r_beat])
+            port = pixel.read_port(domain="comb")
+            sources = Array(Const(p.source(t * p.simd + k), range(p.channels))
+                            for t in range(beats))
+            m.d.comb += [port.addr.eq(r_bank * p.channels + sources[r_beat]),
+                         self.o.payload[k].eq(port.data)]
         with m.If(self.o.valid & self.o.ready):
             with m.If(r_beat == beats - 1):
                 m.d.sync += [r_beat.eq(0), r_bank.eq(~r_bank), full[r_bank].eq(0)]
@@ -135,12 +139,15 @@ class ChannelShuffle(ProcessingElement):
         return self.params.pixel_beats  # a whole pixel is written before its first read
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        # FF: two banks of C values plus two beat counters, two bank bits, two full flags.
-        # LUT: per output bit a (2 * C / simd):1 mux, ceil(n / 4) LUT6 (a LUT6 is a 4:1 mux);
-        # write enables, one LUT per (bank, beat); a few for the handshakes.
+        # simd == 1: the two banks are one LUT RAM of 2C entries (one write port, one read).
+        # Wider: several write ports, so registers (2C values) with a write enable per entry,
+        # and per output bit a (2C)-way read mux, ceil(2C / 4) LUT6 (a LUT6 is a 4:1 mux).
+        # Both: two beat counters, two bank bits, two full flags, a few handshake LUTs.
         p = self.params
         beats = p.pixel_beats
         cbits = max(1, (beats - 1).bit_length())
-        mux = p.bits * p.simd * -(-2 * beats // 4)
-        return Resources(lut=mux + 2 * beats + 2 * cbits + 4,
-                         ff=2 * p.channels * p.bits + 2 * cbits + 4)
+        control = Resources(lut=2 * cbits + 4, ff=2 * cbits + 4)
+        if p.simd == 1:
+            return control + Resources(lut=lutram_luts(p.bits, 2 * p.channels, family))
+        mux = p.bits * p.simd * -(-2 * p.channels // 4)
+        return control + Resources(lut=mux + 2 * beats, ff=2 * p.channels * p.bits)

@@ -26,6 +26,8 @@ CONFIGS = {
                                                      pixels=H * W)),
     "shuffle8": ChannelShuffle(ChannelShuffleParams(bits=8, simd=2, channels=8, groups=2,
                                                     pixels=H * W)),
+    "shuffle6x1": ChannelShuffle(ChannelShuffleParams(bits=8, simd=1, channels=6, groups=3,
+                                                      pixels=H * W)),
 }
 BENCH = VerilatorBench("plumbing_bench", CONFIGS)
 
