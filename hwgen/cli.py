@@ -249,7 +249,9 @@ def cmd_cosim(args) -> int:
     print(f"bit_exact={rep.bit_exact} frames={rep.frames} "
           f"cycles/frame measured={rep.measured_cycles_per_frame:.0f} "
           f"estimated={rep.estimated_cycles_per_frame} error={rep.cycle_error_pct:+.2f}% "
-          f"latency={rep.measured_latency_cycles} sim={rep.sim_seconds:.1f}s "
+          f"latency measured={rep.measured_latency_cycles} "
+          f"estimated={rep.estimated_latency_cycles} error={rep.latency_error_pct:+.1f}% "
+          f"sim={rep.sim_seconds:.1f}s "
           f"({rep.cycles_per_second:,.0f} cycles/s)")
     if rep.first_diverging_stage:
         print(f"first diverging stage: {rep.first_diverging_stage}")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
-
 from rtl_templates.resources import Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
 from .fold import (FitError, FoldResult, candidates, fold, insert_width_converters,
                    pipeline_cycles, design_resources, _fits)
 from .hwgraph import HwGraph
+from .latency import pipeline_latency
 from .lower import lower
 from .units import stage_units
 
@@ -146,13 +145,6 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
 
 
 def stage_latency(hw: HwGraph) -> int:
-    """Estimated first-input-to-first-output cycles at the pipeline's pace (the longest path of
-    stage lags, see :func:`hwgen.fifo_sizing.stage_lag`)."""
-    from .fifo_sizing import stage_lag
-    pace = pipeline_cycles(hw)
-    arrival = {}
-    for n in nx.topological_sort(hw.graph):
-        preds = [arrival[p] for p in hw.graph.predecessors(n)]
-        arrival[n] = (max(preds) if preds else 0.0) + stage_lag(hw.stage(n), pace)
-    return int(round(arrival[hw.output[0]]))
+    """Estimated first-input-to-first-output cycles (:func:`hwgen.latency.pipeline_latency`)."""
+    return pipeline_latency(hw)
 
