@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo
 from amaranth.lib.wiring import In, Out
 
@@ -31,7 +31,8 @@ from dataflows import tensor_ops as ops
 from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
                                  pack_rom)
 from .pe import ProcessingElement, beat_signature
-from .requant import Requantizer, lane_constants, multiplier_dsps
+from .requant import (Requantizer, group_constants, group_constants_resources,
+                      lane_constants, multiplier_dsps)
 from .rom import rom_read
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 
@@ -187,15 +188,16 @@ class DepthwiseUnit(ProcessingElement):
                          v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
                          v3.eq(v2), done3.eq(v2 & last2), g3.eq(g2)]
         m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
-        biases = lane_constants(p.bias, pe, G)
+        # The biases of group g2, read at g1 (the ROM's output register is the stage-2 one).
+        bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
+                               g1, adv)
         for k in range(pe):
             prod2 = Signal(signed(p.in_bits + p.wbits), name=f"prod2_lane{k}")
             acc3 = Signal(signed(p.acc_bits), name=f"acc3_lane{k}")
-            bias = Array(Const(b, signed(p.acc_bits)) for b in biases[k])[g2]
             with m.If(adv):
                 m.d.sync += prod2.eq(x1[k] * weights[k].as_signed())
                 with m.If(v2):
-                    m.d.sync += acc3.eq(Mux(first2, bias, acc3) + prod2)
+                    m.d.sync += acc3.eq(Mux(first2, bias[k], acc3) + prod2)
             m.d.comb += rq.acc[k].eq(acc3)
         m.d.comb += [rq.en.eq(adv), rq.valid.eq(v3 & done3), rq.group.eq(g3),
                      out_fifo.w_en.eq(adv & rq.result_valid),
@@ -232,9 +234,9 @@ class DepthwiseUnit(ProcessingElement):
 
         DSP: ``pe`` products (0 when too narrow for a DSP) plus the requantizer's. Memory
         (:func:`memory_resources`): one weight ROM per lane, ``(C/pe) * K*K`` x ``wbits``; the
-        output FIFO in LUT RAM. LUT: accumulators and bias muxes
-        ``pe * acc_bits * (1 + ceil(groups / 64))`` (a LUT6 per bit holds 64 constants),
-        counters and control ~30. FF: control ~30
+        output FIFO in LUT RAM; the biases, a ROM of ``groups`` x ``pe * acc_bits`` unless
+        constant (:func:`~rtl_templates.requant.group_constants_resources`). LUT: accumulators
+        ``pe * acc_bits``, counters and control ~30. FF: control ~30
         plus the accumulators ``pe * acc_bits`` (yosys folds input, weight, product and
         accumulator registers into the DSPs' A/B/M/P registers when the products map to DSPs).
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
@@ -245,7 +247,9 @@ class DepthwiseUnit(ProcessingElement):
         res = rq.resources(family)
         if p.groups * p.taps > 1:
             res = res + memory_resources(p.wbits, p.groups * p.taps, family).scaled(p.pe)
-        lut = (p.pe * p.acc_bits * (1 + -(-p.groups // 64))
+        res = res + group_constants_resources(lane_constants(p.bias, p.pe, p.groups),
+                                              signed(p.acc_bits), family)
+        lut = (p.pe * p.acc_bits
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
         ff = 30
         if not mul_dsp:

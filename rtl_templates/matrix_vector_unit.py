@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, memory
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,8 @@ from dataflows import numerics as nm
 from dataflows import tensor_ops as ops
 
 from .pe import ProcessingElement, beat_signature
-from .requant import Requantizer, lane_constants, multiplier_dsps
+from .requant import (Requantizer, group_constants, group_constants_resources,
+                      lane_constants, multiplier_dsps)
 from .rom import rom_read
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, Resources, lutram_luts,
                         memory_resources)
@@ -306,7 +307,9 @@ class MatrixVectorUnit(ProcessingElement):
         v4, first4, last4, v5, done5 = (Signal() for _ in range(5))
         g4, g5 = Signal.like(group), Signal.like(group)
         m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
-        biases = lane_constants(p.bias, pe, G)
+        # The biases of group g4, read at g3 (the ROM's output register is the stage-4 one).
+        bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
+                               g3, adv)
         with m.If(adv):
             m.d.sync += [v4.eq(v3), first4.eq(first3), last4.eq(last3), g4.eq(g3),
                          v5.eq(v4), done5.eq(v4 & last4), g5.eq(g4)]
@@ -314,11 +317,10 @@ class MatrixVectorUnit(ProcessingElement):
             s4 = Signal(signed(p.acc_bits), name=f"sum4_pe{r}")
             acc5 = Signal(signed(p.acc_bits), name=f"acc5_pe{r}")
             tree = adder_tree(m, list(p3[r]), p.acc_bits, f"tree_pe{r}")
-            bias = Array(Const(b, signed(p.acc_bits)) for b in biases[r])[g4]
             with m.If(adv):
                 m.d.sync += s4.eq(tree)
                 with m.If(v4):
-                    m.d.sync += acc5.eq(Mux(first4, bias, acc5) + s4)
+                    m.d.sync += acc5.eq(Mux(first4, bias[r], acc5) + s4)
             m.d.comb += rq.acc[r].eq(acc5)
         m.d.comb += [rq.en.eq(adv), rq.valid.eq(v5 & done5), rq.group.eq(g5),
                      out_fifo.w_en.eq(adv & rq.result_valid),
@@ -355,8 +357,9 @@ class MatrixVectorUnit(ProcessingElement):
         Memory (:func:`memory_resources`, LUTs below the block-RAM threshold): one weight ROM
         per PE row, ``groups * steps`` x ``simd * wbits``; the input buffer, ``steps`` x
         ``simd * in_bits`` (only when ``groups > 1``); the output FIFO in LUT RAM.
-        LUT: adder trees ``pe * (simd - 1) * acc_bits``, accumulators and bias muxes
-        ``pe * acc_bits * (1 + ceil(groups / 64))`` (a LUT6 per bit holds 64 constants),
+        The biases: a ROM of ``groups`` x ``pe * acc_bits`` unless every PE row's bias is
+        the same for all groups (:func:`~rtl_templates.requant.group_constants_resources`).
+        LUT: adder trees ``pe * (simd - 1) * acc_bits``, accumulators ``pe * acc_bits``,
         counters and control ~30.
         FF: input and buffer registers, ROM output registers when the ROM is logic, adder-tree
         and accumulator registers ``2 * pe * acc_bits``, control ~30; the multiplier input and
@@ -373,7 +376,9 @@ class MatrixVectorUnit(ProcessingElement):
             res = res + rom.scaled(p.pe)
         if p.groups > 1:
             res = res + memory_resources(p.simd * p.in_bits, p.steps, family)
-        lut = (p.pe * (p.simd - 1) * p.acc_bits + p.pe * p.acc_bits * (1 + -(-p.groups // 64))
+        res = res + group_constants_resources(lane_constants(p.bias, p.pe, p.groups),
+                                              signed(p.acc_bits), family)
+        lut = (p.pe * (p.simd - 1) * p.acc_bits + p.pe * p.acc_bits
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
         ff = (p.simd * p.in_bits * (2 if p.groups > 1 else 1) + 2 * p.pe * p.acc_bits + 30
               + (p.pe * p.simd * p.wbits if not rom.bram18 and p.groups * p.steps > 1 else 0))

@@ -18,14 +18,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Elaboratable, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data
 
 from dataflows import numerics as nm
 
-from .resources import DeviceFamily, Resources, family
+from .resources import DeviceFamily, Resources, family, memory_resources
+from .rom import rom_read
 
-__all__ = ["Requantizer", "requantize_value", "multiplier_dsps", "maps_to_dsp", "lane_constants"]
+__all__ = ["Requantizer", "requantize_value", "multiplier_dsps", "maps_to_dsp", "lane_constants",
+           "group_constants", "group_constants_resources"]
 
 #: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
 M_BITS = nm.MULT_BITS + 1
@@ -75,13 +77,36 @@ def lane_constants(values, lanes: int, groups: int) -> list[list[int]]:
     return [[int(x) for x in table[:, k]] for k in range(lanes)]
 
 
-def _lookup(m: Module, table: list[int], index, shape, name: str):
-    """``table[index]`` as logic: a constant when every entry is equal, else a mux tree."""
-    if len(set(table)) == 1:
-        return Const(table[0], shape)
-    sig = Signal(shape, name=name)
-    m.d.comb += sig.eq(Array(Const(v, shape) for v in table)[index])
-    return sig
+def group_constants(m: Module, name: str, columns: list[list[int]], shape, addr, en) -> list:
+    """Per column ``k``, ``columns[k][g]`` for the group ``g`` that ``addr`` held at the last
+    clock edge with ``en`` high: a registered lookup, like a register loaded with
+    ``table[addr]`` when ``en``.
+
+    All columns share one ROM (word ``g`` packs every column's entry ``g``; see
+    :func:`rtl_templates.rom.rom_read`), so a channel group's biases or requantization constants
+    cost one ROM read rather than a multiplexer per bit, which in a large layer meant tens of
+    thousands of netlist bits to elaborate and a case statement for Verilator to evaluate every
+    cycle. Columns that are constant over the groups give plain constants and no ROM.
+    """
+    shape = Shape.cast(shape)
+    if all(len(set(column)) == 1 for column in columns):
+        return [Const(column[0], shape) for column in columns]
+    width, mask = shape.width, (1 << shape.width) - 1
+    words = [sum((int(column[g]) & mask) << (k * width) for k, column in enumerate(columns))
+             for g in range(len(columns[0]))]
+    packed = rom_read(m, name, width * len(columns), words, addr, en)
+    fields = [packed[k * width:(k + 1) * width] for k in range(len(columns))]
+    return [f.as_signed() if shape.signed else f for f in fields]
+
+
+def group_constants_resources(columns: list[list[int]], shape,
+                              fam: str | DeviceFamily = "7series") -> Resources:
+    """What :func:`group_constants` builds: nothing for constants, else the ROM."""
+    if all(len(set(column)) == 1 for column in columns):
+        return Resources()
+    width = Shape.cast(shape).width * len(columns)
+    rom = memory_resources(width, len(columns[0]), fam)
+    return rom + Resources(ff=0 if rom.bram18 else width)   # a LUT ROM's output register
 
 
 class Requantizer(Elaboratable):
@@ -136,20 +161,20 @@ class Requantizer(Elaboratable):
         v1, v2 = Signal(), Signal()
         with m.If(self.en):
             m.d.sync += [v1.eq(self.valid), v2.eq(v1), self.result_valid.eq(v2)]
+        # Stage 1 registers: the ROM's output register holds M and shift - 1 of the group.
+        m1 = group_constants(m, "multipliers", self.multipliers, signed(M_BITS),
+                             self.group, self.en)
+        sh1 = group_constants(m, "shifts", [[x - 1 for x in col] for col in self.shifts],
+                              unsigned(6), self.group, self.en)
         for k in range(self.lanes):
-            mult = _lookup(m, self.multipliers[k], self.group, signed(M_BITS), f"m_lane{k}")
-            shamt = _lookup(m, [x - 1 for x in self.shifts[k]], self.group, unsigned(6),
-                            f"shamt_lane{k}")
             acc1 = Signal(signed(self.acc_bits), name=f"acc1_lane{k}")
-            m1 = Signal(signed(M_BITS), name=f"m1_lane{k}")
-            sh1 = Signal(unsigned(6), name=f"shamt1_lane{k}")
             prod2 = Signal(signed(prod_bits), name=f"prod2_lane{k}")
             sh2 = Signal(unsigned(6), name=f"shamt2_lane{k}")
             clamped = requantize_value(prod2, sh2, s.lo, s.hi)
             with m.If(self.en):
                 m.d.sync += [
-                    acc1.eq(self.acc[k]), m1.eq(mult), sh1.eq(shamt),
-                    prod2.eq(acc1 * m1), sh2.eq(sh1),
+                    acc1.eq(self.acc[k]),
+                    prod2.eq(acc1 * m1[k]), sh2.eq(sh1[k]),
                     self.result[k].eq(clamped),
                 ]
         return m
@@ -169,4 +194,6 @@ class Requantizer(Elaboratable):
         if not maps_to_dsp(self.acc_bits, M_BITS):
             lut += self.lanes * self.acc_bits * M_BITS
             ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)
-        return Resources(dsp=self.dsps(fam), lut=lut, ff=ff)
+        tables = (group_constants_resources(self.multipliers, signed(M_BITS), fam)
+                  + group_constants_resources(self.shifts, unsigned(6), fam))
+        return tables + Resources(dsp=self.dsps(fam), lut=lut, ff=ff)
