@@ -44,11 +44,10 @@ def stage_lag(stage: Stage, pace: int) -> float:
     global pool's frame); at the pipeline's pace they arrive every ``pace / input beats``
     cycles, so the latency stretches by that factor.
     """
-    shape = stage.in_shapes[0]
-    in_beats = shape.h * shape.w * shape.c // max(1, stage.in_lanes(stage.in_ports[0]))
+    in_beats = stage.in_beats
     lag = 0.0
     for _, unit in stage_units(stage):
-        lag += unit.latency() * max(1.0, pace / max(1, in_beats))
+        lag += unit.latency() * max(1.0, pace / in_beats)
         in_beats = _output_beats(unit, in_beats)
     return lag
 

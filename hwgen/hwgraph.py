@@ -111,6 +111,18 @@ class Stage:
     def in_channels(self) -> int:
         return self.in_shapes[0].c
 
+    @property
+    def in_beats(self) -> int:
+        """Beats per frame on the first input port."""
+        shape = self.in_shapes[0]
+        return max(1, shape.h * shape.w * shape.c // max(1, self.in_lanes(self.in_ports[0])))
+
+    @property
+    def out_beats(self) -> int:
+        """Beats per frame on each output port."""
+        shape = self.out_shape
+        return max(1, shape.h * shape.w * shape.c // max(1, self.out_lanes))
+
 
 class HwGraph:
     """Stages in a DAG, one input stream and one output stream.

@@ -32,16 +32,10 @@ from .units import stage_units
 __all__ = ["pipeline_latency", "stage_timing"]
 
 
-def _beats(shape, lanes: int) -> int:
-    return max(1, shape.h * shape.w * shape.c // max(1, lanes))
-
-
 def stage_timing(stage: Stage, period_in: float) -> tuple[float, float]:
     """``(lag, period_out)`` of ``stage`` when its input stream spreads a frame over
     ``period_in`` cycles; ``period_out`` is how its output spreads a frame."""
-    in_beats = _beats(stage.in_shapes[0], stage.in_lanes(stage.in_ports[0]))
-    out_beats = _beats(stage.out_shape, stage.out_lanes)
-    interval_in = max(1.0, period_in / in_beats)
+    interval_in = max(1.0, period_in / stage.in_beats)
     lag, interval, burst = 0.0, interval_in, False
     for _, unit in stage_units(stage):
         lag += unit.latency() * interval
@@ -49,7 +43,7 @@ def stage_timing(stage: Stage, period_in: float) -> tuple[float, float]:
         if callable(getattr(unit, "output_beats", None)):
             interval = 1.0   # a window holds its first window's rows: it sends them at once
     if burst:
-        return lag, out_beats * interval_in
+        return lag, stage.out_beats * interval_in
     # The first output waited ``lag`` for its input; the last one waits for the input's end.
     return lag, max(period_in - lag, float(stage_cycles(stage, stage.pe, stage.simd)))
 
@@ -64,7 +58,7 @@ def pipeline_latency(hw: HwGraph) -> int:
         stage = hw.stage(n)
         start = max((arrival[p] for p in preds), default=0.0)
         feed = max((period[p] for p in preds),   # the network input: one beat per cycle
-                   default=float(_beats(stage.in_shapes[0], stage.in_lanes(stage.in_ports[0]))))
+                   default=float(stage.in_beats))
         lag, period[n] = stage_timing(stage, feed)
         arrival[n] = start + lag
     return int(round(arrival[hw.output[0]]))

@@ -150,6 +150,25 @@ def _check_shape(width, depth) -> None:
             raise ValueError(f"{what} must be a positive int, not {value!r}")
 
 
+def _ram(m: Module, name: str, width: int, depth: int, *, registered: bool):
+    """A simple dual-port RAM with a registered (with enable) or an asynchronous read port:
+    an Amaranth memory, or inside :func:`external_roms` an instance of ``hwgen_ram_block`` /
+    ``hwgen_ram_logic`` (the same circuits without the entry-by-entry zero ``init``)."""
+    if _ACTIVE.get() is None:
+        ram = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+        m.submodules[name] = ram
+        return ram.write_port(), ram.read_port(domain="sync" if registered else "comb")
+    addr_bits = max(1, (depth - 1).bit_length())
+    wr, rd = _Port(f"{name}_w", width, addr_bits, True), _Port(f"{name}_r", width, addr_bits, False)
+    read_enable = {"i_r_en": rd.en} if registered else {}
+    m.submodules[name] = Instance(
+        "hwgen_ram_block" if registered else "hwgen_ram_logic",
+        p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits,
+        i_clk=ClockSignal("sync"), i_w_en=wr.en, i_w_addr=wr.addr, i_w_data=wr.data,
+        **read_enable, i_r_addr=rd.addr, o_r_data=rd.data)
+    return wr, rd
+
+
 def block_ram(m: Module, name: str, width: int, depth: int):
     """A simple dual-port RAM (a write port, a registered non-transparent read port with
     enable); returns ``(write_port, read_port)`` with ``addr``/``data``/``en``.
@@ -158,17 +177,12 @@ def block_ram(m: Module, name: str, width: int, depth: int):
     the same circuit, without the all-zero ``init`` Amaranth writes out entry by entry (which
     costs seconds per line buffer when converting a whole network).
     """
-    if _ACTIVE.get() is None or width * depth < BRAM_THRESHOLD_BITS:
+    _check_shape(width, depth)
+    if width * depth < BRAM_THRESHOLD_BITS:   # LUT RAM: the tools keep it in logic anyway
         ram = memory.Memory(shape=unsigned(width), depth=depth, init=[])
         m.submodules[name] = ram
         return ram.write_port(), ram.read_port(domain="sync")
-    addr_bits = max(1, (depth - 1).bit_length())
-    wr, rd = _Port(f"{name}_w", width, addr_bits, True), _Port(f"{name}_r", width, addr_bits, False)
-    m.submodules[name] = Instance(
-        "hwgen_ram_block", p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits,
-        i_clk=ClockSignal("sync"), i_w_en=wr.en, i_w_addr=wr.addr, i_w_data=wr.data,
-        i_r_en=rd.en, i_r_addr=rd.addr, o_r_data=rd.data)
-    return wr, rd
+    return _ram(m, name, width, depth, registered=True)
 
 
 def lut_ram(m: Module, name: str, width: int, depth: int):
@@ -182,14 +196,4 @@ def lut_ram(m: Module, name: str, width: int, depth: int):
     ``hwgen_ram_logic`` (no entry-by-entry zero ``init`` in the Verilog).
     """
     _check_shape(width, depth)
-    if _ACTIVE.get() is None:
-        ram = memory.Memory(shape=unsigned(width), depth=depth, init=[])
-        m.submodules[name] = ram
-        return ram.write_port(), ram.read_port(domain="comb")
-    addr_bits = max(1, (depth - 1).bit_length())
-    wr, rd = _Port(f"{name}_w", width, addr_bits, True), _Port(f"{name}_r", width, addr_bits, False)
-    m.submodules[name] = Instance(
-        "hwgen_ram_logic", p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits,
-        i_clk=ClockSignal("sync"), i_w_en=wr.en, i_w_addr=wr.addr, i_w_data=wr.data,
-        i_r_addr=rd.addr, o_r_data=rd.data)
-    return wr, rd
+    return _ram(m, name, width, depth, registered=False)

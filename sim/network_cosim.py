@@ -43,7 +43,7 @@ class CosimReport:
     estimated_latency_cycles: int
     backpressure_bit_exact: bool
     build_seconds: float
-    latency_error_pct: float = 0.0
+    latency_error_pct: float
     first_diverging_stage: str | None = None
 
     def write(self, path: Path) -> None:
@@ -128,10 +128,9 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
         cycles_per_second=round((clean.total_cycles + rough.total_cycles)
                                 / max(1e-9, clean.sim_seconds + rough.sim_seconds), 1),
         estimated_latency_cycles=estimated_latency, backpressure_bit_exact=bool(exact_bp),
-        build_seconds=round(build_s, 1))
-    report.latency_error_pct = round(
-        100.0 * (report.estimated_latency_cycles - report.measured_latency_cycles)
-        / max(1, report.measured_latency_cycles), 2)
+        build_seconds=round(build_s, 1),
+        latency_error_pct=round(100.0 * (estimated_latency - clean.latency())
+                                / max(1, clean.latency()), 2))
     if not report.bit_exact:
         say("outputs differ from the golden model; locating the first diverging stage")
         report.first_diverging_stage = first_divergence(build_result, images[:2], cache)
