@@ -45,10 +45,12 @@ class WindowOrder(Enum):
 
 def window_beats(frame: np.ndarray, kernel, stride, padding, lanes: int,
                  order: WindowOrder = WindowOrder.TAP_MAJOR, ceil_mode: bool = False,
-                 pad_value: int = 0) -> np.ndarray:
+                 pad_value: int = 0, kx_lanes: int = 1) -> np.ndarray:
     """Every output pixel's KxK window of ``frame`` as beats of ``lanes`` channels.
 
-    Returns an (Ho*Wo*kh*kw*C/lanes, lanes) int64 array, output pixels row-major.
+    Returns an (Ho*Wo*kh*kw*C/lanes, lanes) int64 array, output pixels row-major. With
+    ``kx_lanes > 1`` (``lanes == C``, ``TAP_MAJOR``), a beat holds ``kx_lanes`` horizontally
+    neighbouring taps, pixel-major: (Ho*Wo*kh*kw/kx_lanes, kx_lanes*C).
     """
     frame = np.asarray(frame, dtype=np.int64)
     _check_fold(frame.shape[-1], lanes)
@@ -57,4 +59,9 @@ def window_beats(frame: np.ndarray, kernel, stride, padding, lanes: int,
     win = win.reshape(ho, wo, kh, kw, c // lanes, lanes)
     if order is WindowOrder.CHANNEL_MAJOR:
         win = win.transpose(0, 1, 4, 2, 3, 5)
+    if kx_lanes != 1:
+        if lanes != c or order is not WindowOrder.TAP_MAJOR or kw % kx_lanes:
+            raise ValueError(f"kx_lanes {kx_lanes!r} needs lanes == channels ({c}), TAP_MAJOR "
+                             f"order and a kernel width ({kw}) it divides")
+        lanes *= kx_lanes
     return np.ascontiguousarray(win).reshape(-1, lanes)

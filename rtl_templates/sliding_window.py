@@ -42,9 +42,16 @@ class SlidingWindowParams:
     ceil_mode : bool
         Output size rounded up as PyTorch's ``ceil_mode`` (the extra border holds ``pad_value``).
     simd : int
-        Lanes per beat; divides ``channels``.
+        Lanes per input beat; divides ``channels``.
     order : WindowOrder
         Order of the taps of one window in the output stream.
+    kx_lanes : int
+        Horizontal taps per output beat; divides ``kernel``. Above 1, an output beat carries
+        ``kx_lanes`` neighbouring pixels' channels (``kx_lanes * simd`` lanes, pixel-major), so
+        it needs ``simd == channels`` and ``TAP_MAJOR`` order: the beat is then ``kx_lanes *
+        channels`` consecutive taps of an OHWI weight row, and a convolution can fold its SIMD
+        over the kernel's columns as well as its channels (a 7x7 kernel on 3 channels gets 3 or
+        21 taps per cycle instead of at most 3).
     pad_value : int
         Value of the padding (0 for convolutions, the type minimum for max pooling).
 
@@ -65,9 +72,10 @@ class SlidingWindowParams:
     simd: int = 1
     order: WindowOrder = WindowOrder.TAP_MAJOR
     pad_value: int = 0
+    kx_lanes: int = 1
 
     def __post_init__(self):
-        for name in ("bits", "channels", "height", "width", "simd"):
+        for name in ("bits", "channels", "height", "width", "simd", "kx_lanes"):
             _positive_int(name, getattr(self, name))
         if self.kernel not in (1, 3, 5, 7) or isinstance(self.kernel, bool):
             raise ValueError(f"kernel must be 1, 3, 5 or 7, not {self.kernel!r}")
@@ -95,11 +103,35 @@ class SlidingWindowParams:
         if self.height + pt + pb < self.kernel or self.width + pl + pr < self.kernel:
             raise ValueError(f"kernel {self.kernel} is larger than the padded "
                              f"{self.height}x{self.width} frame with padding {self.padding!r}")
+        if self.kernel % self.kx_lanes:
+            raise ValueError(f"kx_lanes {self.kx_lanes!r} does not divide kernel {self.kernel}")
+        if self.kx_lanes > 1:
+            if self.simd != self.channels or self.order is not WindowOrder.TAP_MAJOR:
+                raise ValueError(f"kx_lanes {self.kx_lanes!r} needs simd == channels "
+                                 f"({self.channels}) and TAP_MAJOR order, not simd "
+                                 f"{self.simd!r} and {self.order}")
+            if self.width < self.kx_lanes:
+                raise ValueError(f"kx_lanes {self.kx_lanes!r} exceeds the frame width "
+                                 f"{self.width}")
 
     @property
     def groups(self) -> int:
         """Beats per input pixel (channel groups of ``simd`` lanes)."""
         return self.channels // self.simd
+
+    @property
+    def out_lanes(self) -> int:
+        """Lanes per output beat."""
+        return self.simd * self.kx_lanes
+
+    def bank_columns(self, bank: int) -> tuple[int, int]:
+        """``(first, count)``: line-buffer bank ``bank`` holds the frame columns at padded
+        columns ``px = q * kx_lanes + bank`` (``px = x + left padding``) for ``q`` in
+        ``first .. first + count - 1``."""
+        n, pl = self.kx_lanes, self.padding[1]
+        first = max(0, -((bank - pl) // n))            # ceil((pl - bank) / n)
+        last = (pl + self.width - 1 - bank) // n
+        return first, last - first + 1
 
     @property
     def out_height(self) -> int:
@@ -146,14 +178,16 @@ class SlidingWindow(ProcessingElement):
     pixel's window, output pixels row-major, taps in ``order``
     (:func:`rtl_templates.beats.window_beats`), padding positions as ``pad_value``.
 
-    Design: a block RAM holds ``row_slots`` frame rows, one word per (row slot, x, channel
-    group). A writer stores incoming beats row after row into the slots in turn; it stalls only
-    when every slot holds a row still needed. A reader walks (output row, output column, taps)
-    and starts an output row once all the frame rows it needs are complete, so a row is read
-    only after it is fully written and released once no later window needs it. The reader is a
-    two-stage pipeline (address, then the RAM's output register, held under backpressure), so it
-    emits one beat per cycle, without bubbles between pixels, rows or frames. A 1x1 window at
-    stride 1 is a plain wire.
+    Design: block RAM holds ``row_slots`` frame rows, one word per (row slot, x, channel
+    group), split into ``kx_lanes`` banks by padded column (:meth:`SlidingWindowParams.
+    bank_columns`), so one read of every bank gives ``kx_lanes`` neighbouring pixels. A writer
+    stores incoming beats row after row into the slots in turn; it stalls only when every slot
+    holds a row still needed. A reader walks (output row, output column, taps) and starts an
+    output row once all the frame rows it needs are complete, so a row is read only after it
+    is fully written and released once no later window needs it. The reader is a two-stage
+    pipeline (addresses, then the RAMs' output registers, held under backpressure; the banks'
+    words rotated into tap order), so it emits one beat per cycle, without bubbles between
+    pixels, rows or frames. A 1x1 window at stride 1 is a plain wire.
 
     Parameters
     ----------
@@ -164,15 +198,15 @@ class SlidingWindow(ProcessingElement):
     i : In(stream)
         Input beats, ``simd`` lanes of ``bits`` bits.
     o : Out(stream)
-        Window beats, same layout.
+        Window beats, ``simd * kx_lanes`` lanes.
     """
 
     def __init__(self, params: SlidingWindowParams):
         if not isinstance(params, SlidingWindowParams):
             raise TypeError(f"params must be SlidingWindowParams, not {params!r}")
         self.params = params
-        sig = beat_signature(params.bits, params.simd)
-        super().__init__({"i": In(sig), "o": Out(sig)})
+        super().__init__({"i": In(beat_signature(params.bits, params.simd)),
+                          "o": Out(beat_signature(params.bits, params.out_lanes))})
 
     # -- RTL -----------------------------------------------------------------------------------
 
@@ -187,47 +221,64 @@ class SlidingWindow(ProcessingElement):
             ]
             return m
 
-        k, s, g = p.kernel, p.stride, p.groups
+        k, s, g, n = p.kernel, p.stride, p.groups, p.kx_lanes
         pt, pl, _, _ = p.padding
-        slots, row_words = p.row_slots, p.width * p.groups
+        slots = p.row_slots
         width = p.bits * p.simd
-        wr, rd = block_ram(m, "buffer", width, slots * row_words)
+        columns = [p.bank_columns(b) for b in range(n)]
+        row_words = [count * g for _, count in columns]
+        rams = [block_ram(m, "buffer" if n == 1 else f"buffer{b}", width, slots * row_words[b])
+                for b in range(n)]
 
         # Rows written minus rows released. It goes negative when the reader releases rows no
         # window uses (skipped by the stride, or cut off by floor rounding) before they arrive.
-        coord = signed(max(p.height, p.width, slots).bit_length() + 4)
+        coord = signed(max(p.height, p.width + pl, slots).bit_length() + 4)
         occupied = Signal(coord)
 
-        # Writer: fills slot after slot, a row at a time; frames need no special case.
+        # Writer: fills slot after slot, a row at a time; frames need no special case. The
+        # padded column px = x + pl of the incoming pixel is kept as (px // n, px % n).
         w_slot = Signal(range(slots))
-        w_word = Signal(range(row_words))
+        w_q = Signal(range((pl + p.width) // n + 1), init=pl // n)
+        w_bank = Signal(range(n), init=pl % n)
+        w_cg = Signal(range(g))
+        last_q, last_bank = divmod(pl + p.width - 1, n)
+        take = Signal()
         row_done = Signal()
-        m.d.comb += [
-            self.i.ready.eq(occupied < slots),
-            wr.addr.eq(w_slot * row_words + w_word),
-            wr.data.eq(self.i.payload.as_value()),
-            wr.en.eq(self.i.valid & self.i.ready),
-        ]
-        with m.If(self.i.valid & self.i.ready):
-            with m.If(w_word == row_words - 1):
-                m.d.comb += row_done.eq(1)
-                m.d.sync += [w_word.eq(0), w_slot.eq(Mux(w_slot == slots - 1, 0, w_slot + 1))]
+        m.d.comb += [self.i.ready.eq(occupied < slots), take.eq(self.i.valid & self.i.ready)]
+        for b, (wr, _) in enumerate(rams):
+            m.d.comb += [
+                wr.addr.eq(w_slot * row_words[b] + (w_q - columns[b][0]) * g + w_cg),
+                wr.data.eq(self.i.payload.as_value()),
+                wr.en.eq(take & (w_bank == b)),
+            ]
+        with m.If(take):
+            with m.If(w_cg == g - 1):
+                m.d.sync += w_cg.eq(0)
+                with m.If((w_q == last_q) & (w_bank == last_bank)):
+                    m.d.comb += row_done.eq(1)
+                    m.d.sync += [w_q.eq(pl // n), w_bank.eq(pl % n),
+                                 w_slot.eq(Mux(w_slot == slots - 1, 0, w_slot + 1))]
+                with m.Elif(w_bank == n - 1):
+                    m.d.sync += [w_bank.eq(0), w_q.eq(w_q + 1)]
+                with m.Else():
+                    m.d.sync += w_bank.eq(w_bank + 1)
             with m.Else():
-                m.d.sync += w_word.eq(w_word + 1)
+                m.d.sync += w_cg.eq(w_cg + 1)
 
-        # Reader counters: output row start r0 = oy*s - pt and column start c0 = ox*s - pl run
-        # as signed registers; the slot of the first in-frame row of the current output row is
-        # base_slot.
+        # Reader counters: the output row start r0 = oy*s - pt runs as a signed register, the
+        # output column's first padded column ox*s as (q0, b0) = divmod(ox*s, n); the slot of
+        # the first in-frame row of the current output row is base_slot.
         oy = Signal(range(p.out_height))
         ox = Signal(range(p.out_width))
         r0 = Signal(coord, init=-pt)
-        c0 = Signal(coord, init=-pl)
+        q0 = Signal(coord)
+        b0 = Signal(range(n))
         base_slot = Signal(range(slots))
-        ky, kx, cg = Signal(range(k)), Signal(range(k)), Signal(range(g))
+        ky, kxg, cg = Signal(range(k)), Signal(range(k // n)), Signal(range(g))
         if p.order is WindowOrder.TAP_MAJOR:
-            taps = [(cg, g), (kx, k), (ky, k)]  # innermost first
+            taps = [(cg, g), (kxg, k // n), (ky, k)]  # innermost first
         else:
-            taps = [(kx, k), (ky, k), (cg, g)]
+            taps = [(kxg, k), (ky, k), (cg, g)]
 
         base = Mux(r0 < 0, 0, r0)
         hi = Mux(r0 + (k - 1) > p.height - 1, p.height - 1, r0 + (k - 1))
@@ -237,41 +288,56 @@ class SlidingWindow(ProcessingElement):
         m.d.comb += ok.eq(occupied >= need)
 
         iy = Signal(coord)
-        ix = Signal(coord)
         offset = Signal(coord)
         slot_sum = Signal(range(2 * slots + k))
         slot = Signal(range(slots))
-        pad = Signal()
+        row_pad = Signal()
         m.d.comb += [
             iy.eq(r0 + ky),
-            ix.eq(c0 + kx),
-            pad.eq((iy < 0) | (iy >= p.height) | (ix < 0) | (ix >= p.width)),
+            row_pad.eq((iy < 0) | (iy >= p.height)),
             offset.eq(iy - base),
             slot_sum.eq(base_slot + offset[:slot_sum.shape().width]),
             slot.eq(Mux(slot_sum >= slots, slot_sum - slots, slot_sum)),
         ]
 
-        # Stage B is the RAM output register plus valid and pad flags; it loads whenever it is
-        # empty or its beat leaves, so reads overlap transfers and backpressure holds it.
+        # Stage B is the RAMs' output registers plus valid, pad flags and the rotation; it
+        # loads whenever it is empty or its beat leaves, so reads overlap transfers and
+        # backpressure holds it.
         valid_b = Signal()
-        pad_b = Signal()
+        rot_b = Signal(range(n))
         advance = Signal()
         issue = Signal()
-        m.d.comb += [
-            advance.eq(~valid_b | self.o.ready),
-            issue.eq(advance & ok),
-            rd.en.eq(advance),
-            rd.addr.eq(Mux(pad, 0, slot * row_words + ix * g + cg)),
-        ]
+        m.d.comb += [advance.eq(~valid_b | self.o.ready), issue.eq(advance & ok)]
+        pad_word = Const(sum((p.pad_value & ((1 << p.bits) - 1)) << (lane * p.bits)
+                             for lane in range(p.simd)), width)
+        words = []
+        for b, (_, rd) in enumerate(rams):
+            # Bank b serves the window's padded column q*n + b with q = q0 + kxg, or q + 1
+            # when that column lies left of the beat's first one (b < b0).
+            first, count = columns[b]
+            q = Signal(coord, name=f"q{b}")
+            pad, pad_b = Signal(name=f"pad{b}"), Signal(name=f"pad{b}_b")
+            m.d.comb += [
+                q.eq(q0 + kxg + (b0 > b if n > 1 else 0)),
+                pad.eq(row_pad | (q < first) | (q >= first + count)),
+                rd.en.eq(advance),
+                rd.addr.eq(Mux(pad, 0, slot * row_words[b] + (q - first) * g + cg)),
+            ]
+            with m.If(advance):
+                m.d.sync += pad_b.eq(pad)
+            words.append(Mux(pad_b, pad_word, rd.data))
         with m.If(advance):
-            m.d.sync += [valid_b.eq(ok), pad_b.eq(pad)]
+            m.d.sync += [valid_b.eq(ok), rot_b.eq(b0)]
 
-        pad_word = sum((p.pad_value & ((1 << p.bits) - 1)) << (lane * p.bits)
-                       for lane in range(p.simd))
-        m.d.comb += [
-            self.o.valid.eq(valid_b),
-            self.o.payload.eq(Mux(pad_b, Const(pad_word, width), rd.data)),
-        ]
+        m.d.comb += self.o.valid.eq(valid_b)
+        if n == 1:
+            m.d.comb += self.o.payload.eq(words[0])
+        else:
+            with m.Switch(rot_b):   # tap j of the beat is padded column ox*s + j: bank (b0+j)%n
+                for r in range(n):
+                    with m.Case(r):
+                        m.d.comb += self.o.payload.eq(Cat(*(words[(r + j) % n]
+                                                            for j in range(n))))
 
         # Advance the tap counters, then the pixel, then the row; a finished output row
         # releases the frame rows the next one no longer reads (all remaining ones at the end
@@ -288,7 +354,7 @@ class SlidingWindow(ProcessingElement):
                 carry = carry & (sig == lim - 1)
             with m.If(last_tap):
                 with m.If(ox == p.out_width - 1):
-                    m.d.sync += [ox.eq(0), c0.eq(-pl)]
+                    m.d.sync += [ox.eq(0), q0.eq(0), b0.eq(0)]
                     m.d.comb += row_end.eq(1)
                     with m.If(oy == p.out_height - 1):
                         m.d.sync += [oy.eq(0), r0.eq(-pt)]
@@ -298,7 +364,14 @@ class SlidingWindow(ProcessingElement):
                         m.d.sync += [oy.eq(oy + 1), r0.eq(next_r0)]
                         m.d.comb += release.eq(Mux(next_r0 < 0, 0, next_r0) - base)
                 with m.Else():
-                    m.d.sync += [ox.eq(ox + 1), c0.eq(c0 + s)]
+                    m.d.sync += ox.eq(ox + 1)
+                    if n == 1:
+                        m.d.sync += q0.eq(q0 + s)
+                    else:   # s < n: at most one wrap
+                        with m.If(b0 + s >= n):
+                            m.d.sync += [b0.eq(b0 + s - n), q0.eq(q0 + 1)]
+                        with m.Else():
+                            m.d.sync += b0.eq(b0 + s)
 
         new_base = Signal(range(2 * slots + 1))
         m.d.comb += new_base.eq(base_slot + release[:new_base.shape().width])
@@ -317,12 +390,12 @@ class SlidingWindow(ProcessingElement):
             raise ValueError(f"frame shape must be {(p.height, p.width, p.channels)}, "
                              f"not {frame.shape!r}")
         return window_beats(frame, (p.kernel,) * 2, (p.stride,) * 2, p.padding, p.simd,
-                            p.order, p.ceil_mode, p.pad_value)
+                            p.order, p.ceil_mode, p.pad_value, p.kx_lanes)
 
     def output_beats(self) -> int:
         """Output beats per frame."""
         p = self.params
-        return p.out_height * p.out_width * p.kernel ** 2 * p.groups
+        return p.out_height * p.out_width * p.kernel * (p.kernel // p.kx_lanes) * p.groups
 
     def input_beats(self) -> int:
         """Input beats per frame."""
@@ -347,20 +420,26 @@ class SlidingWindow(ProcessingElement):
         return p.rows_needed(0) * p.width * p.groups + 1
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Line buffer RAM plus counters and the address/pad logic.
+        """Line buffer RAM banks plus counters and the address/pad/rotation logic.
 
         LUT: about two per counter bit (increment, compare) for the ~12 reader/writer
-        counters, one per address bit for the slot*row+x*groups+group adders, and one per
-        output bit for the pad mux. FF: the counters and the RAM output register's flags.
+        counters; per bank, one per address bit for each of the read and write address
+        adders and one per data bit for the pad mux; with ``kx_lanes = n > 1``, an n-way
+        rotation mux per output bit (a LUT6 takes a 4:1 mux: ``ceil((n - 1) / 3)``). FF: the
+        counters and the RAMs' output-register flags.
         """
         p = self.params
         if p.passthrough:
             return Resources()
+        n = p.kx_lanes
         width = p.bits * p.simd
-        depth = p.row_slots * p.width * p.groups
-        coord = max(p.height, p.width, p.row_slots).bit_length() + 4
-        addr = max(1, (depth - 1).bit_length())
+        depths = [p.row_slots * count * p.groups
+                  for _, count in (p.bank_columns(b) for b in range(n))]
+        coord = max(p.height, p.width + p.padding[1], p.row_slots).bit_length() + 4
+        addr = max(1, (max(depths) - 1).bit_length())
         counter_bits = 6 * coord + 2 * max(1, (p.kernel - 1).bit_length()) + 2 * addr
-        lut = 2 * counter_bits + 2 * addr + width
-        ff = counter_bits + 2
-        return memory_resources(width, depth, family) + Resources(lut=lut, ff=ff)
+        rotation = n * width * -(-(n - 1) // 3)
+        lut = 2 * counter_bits + n * (2 * addr + width) + rotation
+        ff = counter_bits + n + 1
+        memory = sum((memory_resources(width, d, family) for d in depths), Resources())
+        return memory + Resources(lut=lut, ff=ff)

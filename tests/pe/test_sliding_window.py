@@ -31,6 +31,17 @@ CONFIGS = {
     # SqueezeNet conv1
     "k7s2": SlidingWindowParams(bits=8, channels=3, height=13, width=13, kernel=7, stride=2,
                                 padding=0, simd=3),
+    # SIMD over the kernel's columns: conv1 with a 7-tap row per beat
+    "k7s2_kx7": SlidingWindowParams(bits=8, channels=3, height=13, width=13, kernel=7, stride=2,
+                                    padding=0, simd=3, kx_lanes=7),
+    # 3 columns per beat with "same" padding (left-edge banks start one column in)
+    "k3s1_kx3": SlidingWindowParams(bits=8, channels=4, height=6, width=7, kernel=3, stride=1,
+                                    padding=1, simd=4, kx_lanes=3),
+    # stride 2 walking the banks out of step, right-only padding, fewer outputs than inputs
+    "k3s2_kx3": SlidingWindowParams(bits=6, channels=2, height=8, width=8, kernel=3, stride=2,
+                                    padding=(0, 0, 1, 1), simd=2, kx_lanes=3),
+    "k5_kx5": SlidingWindowParams(bits=8, channels=2, height=7, width=7, kernel=5, stride=1,
+                                  padding=2, simd=2, kx_lanes=5),
     # ShuffleNet / ResNet downsampling
     "k1s2": SlidingWindowParams(bits=8, channels=4, height=6, width=6, kernel=1, stride=2,
                                 simd=4),
@@ -77,6 +88,19 @@ def test_cycle_model_is_the_busy_side():
     assert k3.cycles_per_frame() == 6 * 6 * 9 * 2  # output beats: one per cycle
     k1 = SlidingWindow(CONFIGS["k1s2"])
     assert k1.cycles_per_frame() == 6 * 6  # input beats: decimation waits for the input
+    kx = SlidingWindow(CONFIGS["k7s2_kx7"])
+    assert kx.output_beats() == 4 * 4 * 7      # one beat per kernel row
+    assert kx.params.out_lanes == 21
+
+
+def test_kx_lanes_beats_are_consecutive_weight_taps():
+    # A kx-lane beat is kx_lanes * C consecutive taps of the OHWI-flattened window, the order
+    # a MatrixVectorUnit with simd = kx_lanes * C reads its weight rows in.
+    p = CONFIGS["k3s1_kx3"]
+    frame = _frames(p, 1, seed=3)[0]
+    plain = SlidingWindow(SlidingWindowParams(**{**p.__dict__, "kx_lanes": 1}))
+    np.testing.assert_array_equal(SlidingWindow(p).behaviour(frame),
+                                  plain.behaviour(frame).reshape(-1, 3 * p.channels))
 
 
 def test_line_buffer_rows_and_resources():
@@ -110,6 +134,12 @@ def test_invalid_params_are_rejected():
         SlidingWindowParams(**{**base, "height": 2})
     with pytest.raises(ValueError, match="order"):
         SlidingWindowParams(**base, order="tap_major")
+    with pytest.raises(ValueError, match="kx_lanes 2"):
+        SlidingWindowParams(**base, simd=4, kx_lanes=2)
+    with pytest.raises(ValueError, match="simd == channels"):
+        SlidingWindowParams(**base, simd=2, kx_lanes=3)
+    with pytest.raises(ValueError, match="TAP_MAJOR"):
+        SlidingWindowParams(**base, simd=4, kx_lanes=3, order=CHAN)
     with pytest.raises(TypeError):
         SlidingWindow(base)
 
