@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rtl_templates.resources import Resources
 
 from .hwgraph import HwGraph, Op, Stage
-from .units import needs_window, stage_units
+from .units import needs_window, stage_units, window_lanes
 
 __all__ = ["FitError", "FoldResult", "divisors", "stage_cycles", "fold_for", "fold",
            "design_resources", "insert_width_converters"]
@@ -47,11 +47,13 @@ def stage_cycles(stage: Stage, pe: int, simd: int) -> int:
     ins = stage.in_shapes[0]
     in_px, out_px = ins.h * ins.w, out.h * out.w
     if op in (Op.CONV, Op.FC):
-        k2 = stage.spec.kernel[0] ** 2 if op is Op.CONV else 1
-        taps = k2 * ins.c if op is Op.CONV else ins.c
+        k = stage.spec.kernel[0] if op is Op.CONV else 1
+        taps = k * k * ins.c
         mvu = out_px * (out.c // pe) * (taps // simd)
         if needs_window(stage):
-            return max(mvu, _beats(in_px, ins.c, simd), out_px * k2 * (ins.c // simd))
+            lanes, kx_lanes = window_lanes(stage, simd)
+            return max(mvu, _beats(in_px, ins.c, lanes),
+                       out_px * k * (k // kx_lanes) * (ins.c // lanes))
         return mvu
     if op in (Op.DEPTHWISE, Op.MAXPOOL, Op.AVGPOOL):
         lanes = pe if op is Op.DEPTHWISE else simd
@@ -79,9 +81,14 @@ def candidates(stage: Stage) -> list[tuple[int, int]]:
     """Valid ``(pe, simd)`` pairs, cheapest first (multipliers for compute stages, lanes for
     the rest)."""
     if stage.op in (Op.CONV, Op.FC):
-        # SIMD divides the input channels: a window beat holds channels of one tap.
+        # SIMD divides the input channels (a window beat holds channels of one tap), or is all
+        # of them times a divisor of the kernel's width (a beat of neighbouring taps).
         cin = stage.in_shapes[0].c
-        pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in divisors(cin)]
+        simds = divisors(cin)
+        if needs_window(stage):
+            simds += [n * cin for n in divisors(stage.spec.kernel[0])[1:]
+                      if n <= stage.in_shapes[0].w]
+        pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in simds]
         # Each output lane also has a requantization multiplier (about two DSPs), so for the
         # same multiply-accumulates per cycle fewer, wider rows are cheaper.
         return sorted(pairs, key=lambda ps: (ps[0] * ps[1] + REQUANT_DSPS * ps[0], -ps[1]))
@@ -114,7 +121,9 @@ def fold_for(hw: HwGraph, target: int) -> None:
 
 
 def _in_lanes(stage: Stage, c) -> int:
-    return c[0] if stage.op is Op.DEPTHWISE else c[1]
+    if stage.op is Op.DEPTHWISE:
+        return c[0]
+    return min(c[1], stage.in_shapes[0].c) if stage.op is Op.CONV else c[1]
 
 
 def design_resources(hw: HwGraph, family) -> Resources:

@@ -68,7 +68,8 @@ class Stage:
     qparams : object
         The quantized parameters (:mod:`dataflows.quantize`), or what plumbing needs.
     pe, simd : int
-        Folding. ``simd``: lanes of the input beats (taps per cycle for a conv); ``pe``:
+        Folding. ``simd``: lanes of the input beats (taps per cycle for a conv, which reads
+        all its channels per beat when that is more than them); ``pe``:
         lanes of the output beats of CONV/FC/DEPTHWISE (every other op keeps ``simd`` lanes).
     outputs : int
         Output ports (a fork's fan-out, 2 for a split).
@@ -101,6 +102,8 @@ class Stage:
             return self.pe
         if self.op is Op.WIDTH:
             return self.extra["simd_in"]
+        if self.op is Op.CONV:   # a SIMD over kernel columns reads whole pixels
+            return min(self.simd, self.in_shapes[0].c)
         return self.simd
 
     @property

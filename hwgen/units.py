@@ -28,7 +28,7 @@ from rtl_templates.width_converter import WidthConverter, WidthConverterParams
 from .hwgraph import Op, Stage
 from .lower import dense_weights
 
-__all__ = ["stage_units", "needs_window", "weights_of"]
+__all__ = ["stage_units", "needs_window", "weights_of", "window_lanes"]
 
 
 def needs_window(stage: Stage) -> bool:
@@ -39,6 +39,13 @@ def needs_window(stage: Stage) -> bool:
         return False
     s = stage.spec
     return s.kernel != (1, 1) or s.stride != (1, 1) or any(s.padding)
+
+
+def window_lanes(stage: Stage, simd: int) -> tuple[int, int]:
+    """``(lanes, kx_lanes)`` of the window feeding a conv's MVU at ``simd`` taps per cycle:
+    a SIMD beyond the input channels is all of them times ``kx_lanes`` kernel columns."""
+    cin = stage.in_shapes[0].c
+    return (cin, simd // cin) if simd > cin else (simd, 1)
 
 
 def weights_of(stage: Stage) -> np.ndarray:
@@ -53,13 +60,14 @@ def weights_of(stage: Stage) -> np.ndarray:
     return cached
 
 
-def _window(stage: Stage, lanes: int, order: WindowOrder, pad_value: int = 0) -> SlidingWindow:
+def _window(stage: Stage, lanes: int, order: WindowOrder, pad_value: int = 0,
+            kx_lanes: int = 1) -> SlidingWindow:
     s, shape = stage.spec, stage.in_shapes[0]
     return SlidingWindow(SlidingWindowParams(
         bits=stage.in_bits[0], channels=shape.c, height=shape.h, width=shape.w,
         kernel=s.kernel[0], stride=s.stride[0], padding=tuple(s.padding),
         ceil_mode=bool(getattr(s, "ceil_mode", False)), simd=lanes, order=order,
-        pad_value=pad_value))
+        pad_value=pad_value, kx_lanes=kx_lanes))
 
 
 def stage_units(stage: Stage, pe: int | None = None, simd: int | None = None
@@ -92,7 +100,9 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
             wbits=wbits, acc_bits=_acc_bits(in_bits, wbits, w.shape[1], q.acc_bits),
             pe=pe, simd=simd, pixels=pixels))
         if needs_window(stage):
-            return [("window", _window(stage, simd, WindowOrder.TAP_MAJOR)), ("mvu", mvu)]
+            lanes, kx_lanes = window_lanes(stage, simd)
+            window = _window(stage, lanes, WindowOrder.TAP_MAJOR, kx_lanes=kx_lanes)
+            return [("window", window), ("mvu", mvu)]
         return [("mvu", mvu)]
     if op is Op.DEPTHWISE:
         w = np.asarray(q.weight)

@@ -101,12 +101,18 @@ def pack_rom(rows: np.ndarray, bits: int) -> list[int]:
 
 
 def adder_tree(m: Module, terms: list, width: int, name: str):
-    """Combinational balanced sum of ``terms`` as a signed ``width``-bit signal."""
+    """Combinational balanced sum of ``terms`` as a signed ``width``-bit signal.
+
+    Each level is only as wide as its sums can get (one bit more than the level below, up to
+    ``width``): the same values, but about a third fewer netlist bits to elaborate, convert
+    and simulate on a wide row than with every adder at the accumulator's width.
+    """
     level = 0
     while len(terms) > 1:
         nxt = []
         for j in range(0, len(terms) - 1, 2):
-            s = Signal(signed(width), name=f"{name}_l{level}_{j // 2}")
+            bits = min(width, max(len(terms[j]), len(terms[j + 1])) + 1)
+            s = Signal(signed(bits), name=f"{name}_l{level}_{j // 2}")
             m.d.comb += s.eq(terms[j] + terms[j + 1])
             nxt.append(s)
         if len(terms) % 2:

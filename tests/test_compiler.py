@@ -82,9 +82,11 @@ def test_squeezenet_on_vc707_fits_on_chip():
     assert used["lut"] <= budget.lut
     assert report["fits_on_chip"] and report["partitions"] == 1
     assert set(REPORT_KEYS) <= set(report)
-    # conv1 (7x7 over 3 channels: SIMD at most 3) sets the pace: 111*111 pixels x 49 steps.
-    assert report["cycles_per_frame"] == 111 * 111 * 49
-    assert report["mac_efficiency"] > 0.7
+    # conv1 (7x7 over 3 channels) takes more than its 3 channels a cycle by reading kernel
+    # columns side by side; with SIMD <= 3 it set the pace at 111*111 pixels x 49 steps.
+    assert parts[0].hw.stage("conv1").simd % 3 == 0 and parts[0].hw.stage("conv1").simd > 3
+    assert report["cycles_per_frame"] < 111 * 111 * 49
+    assert report["mac_efficiency"] >= 0.9
     joins = [s for s in parts[0].hw.stages() if s.op in JOINS]
     fifos = [s for s in parts[0].hw.stages() if s.op is Op.FIFO and "_fifo" in s.name]
     assert len(fifos) == len(joins) == 8   # one bypass per Fire concat
