@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rtl_templates.resources import Resources
+from rtl_templates.resources import MemoryStyle, Resources, memory_resources
 
 from .hwgraph import HwGraph, Op, Stage
 from .units import needs_window, stage_units, window_lanes
 
 __all__ = ["FitError", "FoldResult", "divisors", "stage_cycles", "fold_for", "fold",
-           "design_resources", "insert_width_converters"]
+           "design_resources", "insert_width_converters", "place_weights"]
 
 
 class FitError(ValueError):
@@ -126,6 +126,47 @@ def _in_lanes(stage: Stage, c) -> int:
     return min(c[1], stage.in_shapes[0].c) if stage.op is Op.CONV else c[1]
 
 
+def place_weights(hw: HwGraph, budget: Resources, family) -> None:
+    """Move matrix-vector weight ROMs from block RAM into LUTs while block RAM is over
+    ``budget`` and LUTs and FFs are not: the ROMs that use their block RAMs worst (most block
+    RAMs freed per LUT spent) go first. Every ROM starts where its size puts it."""
+    stages = [st for st in hw.stages() if st.op in (Op.CONV, Op.FC)]
+    for st in stages:
+        st.extra.pop("weight_style", None)
+    total = design_resources(hw, family)
+    if total.bram18 <= budget.bram18:
+        return
+    options = []
+    for st in stages:
+        mvu = stage_units(st)[-1][1]
+        rom = mvu.weight_rom_resources(family)
+        if rom.bram18:
+            p = mvu.params
+            luts = memory_resources(p.simd * p.wbits, p.groups * p.steps, family,
+                                    MemoryStyle.LUT).lut
+            options.append((luts / rom.bram18, st.name))
+    for _, name in sorted(options):
+        if total.bram18 <= budget.bram18:
+            return
+        st = hw.stage(name)
+        before = _stage_resources(st, family)
+        st.extra["weight_style"] = MemoryStyle.LUT
+        after = total + _stage_resources(st, family)
+        after = Resources(*(a - b for a, b in zip(_counts(after), _counts(before))))
+        if after.lut > budget.lut or after.ff > budget.ff:
+            del st.extra["weight_style"]
+            continue
+        total = after
+
+
+def _counts(res: Resources) -> tuple[int, ...]:
+    return (res.dsp, res.bram18, res.lut, res.ff)
+
+
+def _stage_resources(stage: Stage, family) -> Resources:
+    return sum((unit.resources(family) for _, unit in stage_units(stage)), Resources())
+
+
 def design_resources(hw: HwGraph, family) -> Resources:
     total = Resources()
     for st in hw.stages():
@@ -166,6 +207,7 @@ def fold(hw: HwGraph, budget: Resources, family, *, target: int | None = None,
 
     def evaluate(t):
         fold_for(hw, t)
+        place_weights(hw, budget, family)
         return design_resources(hw, family)
 
     if target is not None:

@@ -22,6 +22,7 @@ from rtl_templates.matrix_vector_unit import MatrixVectorParams, MatrixVectorUni
 from rtl_templates.pe import ProcessingElement
 from rtl_templates.plumbing import (Concat, ConcatParams, Fork, ForkParams, Split, SplitParams)
 from rtl_templates.pool import GlobalAvgPool, GlobalAvgPoolParams, Pool, PoolParams
+from rtl_templates.resources import MemoryStyle
 from rtl_templates.sliding_window import SlidingWindow, SlidingWindowParams
 from rtl_templates.width_converter import WidthConverter, WidthConverterParams
 
@@ -77,7 +78,7 @@ def stage_units(stage: Stage, pe: int | None = None, simd: int | None = None
     pe = stage.pe if pe is None else pe
     simd = stage.simd if simd is None else simd
     cache = stage.extra.setdefault("units", {})
-    key = (pe, simd, stage.extra.get("depth"))
+    key = (pe, simd, stage.extra.get("depth"), stage.extra.get("weight_style"))
     if key not in cache:
         cache[key] = _build(stage, pe, simd)
     return cache[key]
@@ -98,7 +99,8 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
         mvu = MatrixVectorUnit(MatrixVectorParams(
             in_bits=in_bits, out_bits=bits, weights=w, bias=q.bias, requant=q.requant,
             wbits=wbits, acc_bits=_acc_bits(in_bits, wbits, w.shape[1], q.acc_bits),
-            pe=pe, simd=simd, pixels=pixels))
+            pe=pe, simd=simd, pixels=pixels,
+            weight_style=stage.extra.get("weight_style", MemoryStyle.AUTO)))
         if needs_window(stage):
             lanes, kx_lanes = window_lanes(stage, simd)
             window = _window(stage, lanes, WindowOrder.TAP_MAJOR, kx_lanes=kx_lanes)

@@ -36,8 +36,8 @@ from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources,
                       lane_constants, multiplier_dsps)
 from .rom import rom_read
-from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, Resources, lutram_luts,
-                        memory_resources)
+from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
+                        lutram_luts, memory_resources)
 
 __all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "adder_tree",
            "pack_rom", "memory_attrs", "OUTPUT_FIFO_DEPTH"]
@@ -143,6 +143,9 @@ class MatrixVectorParams:
         conv ``simd`` must also divide ``Cin`` for the window stream to exist).
     pixels : int
         Output pixels per frame (1 for a fully connected layer), for the cycle model.
+    weight_style : MemoryStyle
+        Where the weight ROMs go: by size (``AUTO``), or forced into block RAM or LUTs (the
+        compiler moves poorly packed ROMs into LUTs when block RAM runs out).
 
     Raises
     ------
@@ -160,9 +163,12 @@ class MatrixVectorParams:
     pe: int
     simd: int
     pixels: int = 1
+    weight_style: MemoryStyle = MemoryStyle.AUTO
 
     def __post_init__(self):
         nm.qrange(self.in_bits), nm.qrange(self.out_bits), nm.qrange(self.wbits)
+        if not isinstance(self.weight_style, MemoryStyle):
+            raise TypeError(f"weight_style must be a MemoryStyle, not {self.weight_style!r}")
         for name in ("acc_bits", "pe", "simd", "pixels"):
             check_int(getattr(self, name), name)
         w = np.asarray(self.weights)
@@ -270,7 +276,8 @@ class MatrixVectorUnit(ProcessingElement):
             if G * S == 1:   # one word (a fully connected layer done in one step): a constant
                 roms.append(Const(words[0], unsigned(simd * p.wbits)))
                 continue
-            roms.append(rom_read(m, f"weights_pe{r}", simd * p.wbits, words, addr, adv))
+            roms.append(rom_read(m, f"weights_pe{r}", simd * p.wbits, words, addr, adv,
+                                 p.weight_style))
 
         # Stage 1: the activations come from the input register (group 0) or the buffer.
         width = simd * p.in_bits
@@ -377,7 +384,7 @@ class MatrixVectorUnit(ProcessingElement):
         mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
         prod_bits = p.in_bits + p.wbits
         res = rq.resources(family)
-        rom = memory_resources(p.simd * p.wbits, p.groups * p.steps, family)
+        rom = self.weight_rom_resources(family)
         if p.groups * p.steps > 1:
             res = res + rom.scaled(p.pe)
         if p.groups > 1:
@@ -392,6 +399,11 @@ class MatrixVectorUnit(ProcessingElement):
             lut += p.pe * p.simd * p.in_bits * p.wbits
             ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)
         return res + Resources(dsp=self.multipliers() * mul_dsp, lut=lut, ff=ff)
+
+    def weight_rom_resources(self, family: str | DeviceFamily = "7series") -> Resources:
+        """One PE row's weight ROM, ``groups * steps`` x ``simd * wbits``, as placed."""
+        p = self.params
+        return memory_resources(p.simd * p.wbits, p.groups * p.steps, family, p.weight_style)
 
     def multipliers(self) -> int:
         """Multipliers the tools keep: ``pe * simd``, except that a one-word weight ROM makes

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from enum import Enum
 
 __all__ = ["Resources", "DeviceFamily", "FAMILIES", "family", "bram18_count", "lutram_luts",
-           "memory_resources"]
+           "memory_resources", "MemoryStyle"]
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,23 @@ def lutram_luts(width: int, depth: int, fam: str | DeviceFamily = "7series") -> 
 BRAM_THRESHOLD_BITS = 4096
 
 
-def memory_resources(width: int, depth: int, fam: str | DeviceFamily = "7series") -> Resources:
-    """A ROM or RAM of ``depth`` words of ``width`` bits, mapped as the tools would map it."""
-    if width * depth < BRAM_THRESHOLD_BITS:
+class MemoryStyle(Enum):
+    """Where a memory goes: ``AUTO`` as the tools would map it by size (block RAM from
+    :data:`BRAM_THRESHOLD_BITS` up), or forced to ``BLOCK`` RAM or ``LUT`` (distributed) RAM."""
+
+    AUTO = "auto"
+    BLOCK = "block"
+    LUT = "distributed"
+
+    def is_block(self, width: int, depth: int) -> bool:
+        if self is MemoryStyle.AUTO:
+            return width * depth >= BRAM_THRESHOLD_BITS
+        return self is MemoryStyle.BLOCK
+
+
+def memory_resources(width: int, depth: int, fam: str | DeviceFamily = "7series",
+                     style: MemoryStyle = MemoryStyle.AUTO) -> Resources:
+    """A ROM or RAM of ``depth`` words of ``width`` bits, mapped as ``style`` says."""
+    if not style.is_block(width, depth):
         return Resources(lut=lutram_luts(width, depth, fam))
     return Resources(bram18=bram18_count(width, depth, fam))

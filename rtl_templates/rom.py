@@ -20,7 +20,7 @@ import hashlib
 from amaranth.hdl import ClockSignal, Instance, Module, Signal, unsigned
 from amaranth.lib import memory
 
-from .resources import BRAM_THRESHOLD_BITS
+from .resources import BRAM_THRESHOLD_BITS, MemoryStyle
 
 __all__ = ["RomFiles", "external_roms", "rom_read", "block_ram", "lut_ram", "ROM_VERILOG"]
 
@@ -109,18 +109,23 @@ def external_roms(files: RomFiles):
         _ACTIVE.reset(token)
 
 
-def rom_read(m: Module, name: str, width: int, words: list[int], addr, en) -> Signal:
+def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
+             style: MemoryStyle = MemoryStyle.AUTO) -> Signal:
     """A ROM of ``words`` (``width`` bits each) read at ``addr`` when ``en``; its registered data.
 
-    ``name`` names the submodule (keep it meaningful: it shows in the Verilog).
+    ``name`` names the submodule (keep it meaningful: it shows in the Verilog). ``style``
+    says where the synthesis tools should put it (the ``rom_style`` attribute).
     """
     depth = len(words)
     if depth < 1:
         raise ValueError(f"a ROM needs at least one word, not {depth!r}")
-    block = width * depth >= BRAM_THRESHOLD_BITS
+    if not isinstance(style, MemoryStyle):
+        raise TypeError(f"style must be a MemoryStyle, not {style!r}")
+    block = style.is_block(width, depth)
     files = _ACTIVE.get()
     if files is None:
-        attrs = {"rom_style": "block"} if block else {}
+        attrs = ({"rom_style": "block"} if block
+                 else {"rom_style": "distributed"} if style is MemoryStyle.LUT else {})
         rom = memory.Memory(shape=unsigned(width), depth=depth, init=words, attrs=attrs)
         m.submodules[name] = rom
         port = rom.read_port(domain="sync")

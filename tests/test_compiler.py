@@ -14,6 +14,8 @@ from dataflows.source import load_model
 from hwgen.cli import main
 from hwgen.compile import FitError, compile_model
 from hwgen.fifo_sizing import JOINS
+from hwgen.units import stage_units
+from rtl_templates.resources import MemoryStyle
 from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
 from hwgen.hwgraph import Op
 from hwgen.lower import LoweringError, lower
@@ -95,8 +97,10 @@ def test_squeezenet_on_vc707_fits_on_chip():
 
 
 def test_partitioning_reports_ddr_traffic():
-    board = get_board("vc707")
-    q = quantized("mobilenet_v1")          # 4.2 M weights: more than the VC707's BRAM
+    # 4.2 M weights: more than the ZCU102's block RAM and LUTs together (the VC707 holds
+    # them, part of them as LUT ROMs)
+    board = get_board("zcu102")
+    q = quantized("mobilenet_v1")
     parts = compile_model(q, board)
     assert len(parts) > 1
     report = make_report("mobilenet_v1", board, q.model, parts, 8)
@@ -105,6 +109,22 @@ def test_partitioning_reports_ddr_traffic():
     assert len(report["partition_details"]) == len(parts)
     for p in parts:
         assert p.resources.bram18 <= board.budget().bram18
+
+
+def test_weights_move_into_luts_when_block_ram_runs_out():
+    """SqueezeNet 1.1 needs more block RAM than the ZCU104 has; its worst-packed weight ROMs
+    go into LUTs, and the whole network stays on chip."""
+    board = get_board("zcu104")
+    parts = compile_model(quantized("squeezenet1_1"), board)
+    assert len(parts) == 1
+    budget, used = board.budget(), parts[0].resources
+    assert used.bram18 <= budget.bram18 and used.lut <= budget.lut
+    moved = [s for s in parts[0].hw.stages() if s.extra.get("weight_style") is MemoryStyle.LUT]
+    assert moved
+    for st in moved:
+        mvu = stage_units(st)[-1][1]
+        assert mvu.weight_rom_resources(board.family).bram18 == 0
+        assert mvu.params.weight_style is MemoryStyle.LUT
 
 
 def test_a_layer_that_cannot_fit_is_named():

@@ -141,3 +141,19 @@ def test_mvu_synthesis_matches_resource_model(name):
     assert abs(cells["bram18"] - model.bram18) <= max(1, model.bram18 // 10)
     # LUT and FF are rough models: within a factor of two of what yosys builds.
     assert 0.5 <= model.lut / cells["lut"] <= 2 and 0.5 <= model.ff / cells["ff"] <= 2
+
+
+def test_weights_forced_into_luts():
+    # 4 groups x 16 steps = 64 words of 8 x 8 bits per PE row: block RAM by size.
+    from dataclasses import replace
+
+    from rtl_templates.resources import MemoryStyle
+    from sim.harness import to_verilog
+    p = make_params(6, cin=128, cout=8, kernel=1, pe=2, simd=8, pixels=1)
+    auto, lut = MatrixVectorUnit(p), MatrixVectorUnit(replace(p, weight_style=MemoryStyle.LUT))
+    assert auto.weight_rom_resources().bram18 == 2 and lut.weight_rom_resources().bram18 == 0
+    assert lut.resources().bram18 == auto.resources().bram18 - 2 * 2
+    assert lut.resources().lut == auto.resources().lut + 2 * 64   # 64 bits x 1 LUT (64 deep)
+    assert 'rom_style = "distributed"' in to_verilog(lut, "mvu_lut_weights")
+    with pytest.raises(TypeError, match="MemoryStyle"):
+        replace(p, weight_style="distributed")
