@@ -126,16 +126,17 @@ def _in_lanes(stage: Stage, c) -> int:
     return min(c[1], stage.in_shapes[0].c) if stage.op is Op.CONV else c[1]
 
 
-def place_weights(hw: HwGraph, budget: Resources, family) -> None:
+def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
     """Move matrix-vector weight ROMs from block RAM into LUTs while block RAM is over
     ``budget`` and LUTs and FFs are not: the ROMs that use their block RAMs worst (most block
-    RAMs freed per LUT spent) go first. Every ROM starts where its size puts it."""
+    RAMs freed per LUT spent) go first. Every ROM starts where its size puts it. Returns the
+    design's resources."""
     stages = [st for st in hw.stages() if st.op in (Op.CONV, Op.FC)]
     for st in stages:
         st.extra.pop("weight_style", None)
     total = design_resources(hw, family)
     if total.bram18 <= budget.bram18:
-        return
+        return total
     options = []
     for st in stages:
         mvu = stage_units(st)[-1][1]
@@ -147,7 +148,7 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> None:
             options.append((luts / rom.bram18, st.name))
     for _, name in sorted(options):
         if total.bram18 <= budget.bram18:
-            return
+            break
         st = hw.stage(name)
         before = _stage_resources(st, family)
         st.extra["weight_style"] = MemoryStyle.LUT
@@ -157,6 +158,7 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> None:
             del st.extra["weight_style"]
             continue
         total = after
+    return total
 
 
 def _counts(res: Resources) -> tuple[int, ...]:
@@ -207,8 +209,7 @@ def fold(hw: HwGraph, budget: Resources, family, *, target: int | None = None,
 
     def evaluate(t):
         fold_for(hw, t)
-        place_weights(hw, budget, family)
-        return design_resources(hw, family)
+        return place_weights(hw, budget, family)
 
     if target is not None:
         res = evaluate(max(target, fast))
