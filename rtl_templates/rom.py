@@ -124,8 +124,9 @@ def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
     block = style.is_block(width, depth)
     files = _ACTIVE.get()
     if files is None:
-        attrs = ({"rom_style": "block"} if block
-                 else {"rom_style": "distributed"} if style is MemoryStyle.LUT else {})
+        # yosys keeps a ROM without the attribute in logic (and finds no mapping for a
+        # "distributed" one); the emitted design's hwgen_rom_logic tells Vivado "distributed".
+        attrs = {"rom_style": "block"} if block else {}
         rom = memory.Memory(shape=unsigned(width), depth=depth, init=words, attrs=attrs)
         m.submodules[name] = rom
         port = rom.read_port(domain="sync")

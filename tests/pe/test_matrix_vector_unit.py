@@ -1,6 +1,7 @@
 """MatrixVectorUnit on Verilator: 1x1 / 3x3 convs and a fully connected layer, bit-exact with the
 numpy behaviour under idle gaps and backpressure; latency and cycles per frame as modelled."""
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from dataflows import numerics as nm
 from rtl_templates.beats import WindowOrder, frame_to_beats, window_beats
 from rtl_templates.matrix_vector_unit import MatrixVectorParams, MatrixVectorUnit
+from rtl_templates.resources import MemoryStyle
 from sim.bench import VerilatorBench
 
 
@@ -123,10 +125,13 @@ def test_invalid_params_are_rejected():
 
 
 # Synthesis: the DSP and block-RAM models against yosys synth_xilinx (xc7). "conv1x1" keeps its
-# small ROMs in logic; "wide" has 256 x 32-bit weight ROMs, one RAMB18 per PE row.
+# small ROMs in logic; "wide" has 256 x 32-bit weight ROMs, one RAMB18 per PE row; "wide_lut"
+# the same ROMs forced into LUTs, as the compiler does when block RAM runs out.
 SYNTH = {
     "conv1x1": CONFIGS["conv1x1"],
     "wide": make_params(9, cin=64, cout=32, kernel=1, pe=2, simd=4, pixels=4),
+    "wide_lut": dataclasses.replace(make_params(9, cin=64, cout=32, kernel=1, pe=2, simd=4,
+                                                pixels=4), weight_style=MemoryStyle.LUT),
     "fc": CONFIGS["fc"],   # constant weights: two of them are powers of two, no DSP for those
 }
 
@@ -147,13 +152,13 @@ def test_weights_forced_into_luts():
     # 4 groups x 16 steps = 64 words of 8 x 8 bits per PE row: block RAM by size.
     from dataclasses import replace
 
-    from rtl_templates.resources import MemoryStyle
     from sim.harness import to_verilog
     p = make_params(6, cin=128, cout=8, kernel=1, pe=2, simd=8, pixels=1)
     auto, lut = MatrixVectorUnit(p), MatrixVectorUnit(replace(p, weight_style=MemoryStyle.LUT))
     assert auto.weight_rom_resources().bram18 == 2 and lut.weight_rom_resources().bram18 == 0
     assert lut.resources().bram18 == auto.resources().bram18 - 2 * 2
     assert lut.resources().lut == auto.resources().lut + 2 * 64   # 64 bits x 1 LUT (64 deep)
-    assert 'rom_style = "distributed"' in to_verilog(lut, "mvu_lut_weights")
+    assert 'rom_style = "block"' in to_verilog(auto, "mvu_block_weights")
+    assert 'rom_style = "block"' not in to_verilog(lut, "mvu_lut_weights")
     with pytest.raises(TypeError, match="MemoryStyle"):
         replace(p, weight_style="distributed")
