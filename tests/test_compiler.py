@@ -176,6 +176,17 @@ def test_build_is_deterministic_and_writes_the_report(tmp_path, capsys):
     assert hexes and hexes == sorted(p.name for p in (tmp_path / "b" / "weights").iterdir())
 
 
+def test_verilog_does_not_depend_on_the_number_of_cpus(tmp_path):
+    # Stages are converted in parallel and in two yosys runs; one process must give the same
+    # bytes (yosys numbers its $auto$ names across a run: they are renumbered per module).
+    from hwgen.emit import emit
+    q = quantized("mobilenet_v1", resolution=32, width=0.25)
+    (part,) = compile_model(q, get_board("zcu104"), fps=500.0)
+    serial = emit(part.hw, tmp_path / "one", jobs=1).verilog.read_bytes()
+    assert emit(part.hw, tmp_path / "two", jobs=2).verilog.read_bytes() == serial
+    assert b"dump_module$1 " in serial
+
+
 @pytest.mark.parametrize("argv, message", [
     (["build", "squeezenet", "--board", "vc709"], "unknown board 'vc709'; known boards: ecp5-85f"),
     (["build", "squeezenet9", "--board", "vc707"], "squeezenet9"),
