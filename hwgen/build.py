@@ -13,7 +13,7 @@ from dataflows.quantize import QuantConfig, quantize
 from .compile import Compiled, compile_model, stage_latency
 from .emit import Emitted, emit
 from .report import write_report
-from .units import stage_units
+from .units import stage_resources, stage_units
 
 __all__ = ["BuildOptions", "BuildResult", "build", "make_report"]
 
@@ -46,7 +46,7 @@ class BuildResult:
 
 def _stage_row(st, family) -> dict:
     units = stage_units(st)
-    res = sum((u.resources(family) for _, u in units), start=type(units[0][1].resources(family))())
+    res = stage_resources(st, family)
     return {"name": st.name, "op": st.op.value, "pe": st.pe, "simd": st.simd,
             "cycles_per_frame": max(u.cycles_per_frame() for _, u in units),
             "latency": sum(u.latency() for _, u in units),

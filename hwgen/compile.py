@@ -19,7 +19,7 @@ from .fold import (FitError, FoldResult, candidates, fold, insert_width_converte
 from .hwgraph import HwGraph
 from .latency import pipeline_latency
 from .lower import lower
-from .units import stage_units
+from .units import stage_resources
 
 __all__ = ["Compiled", "compile_model", "partition", "stage_latency", "FitError"]
 
@@ -81,8 +81,7 @@ def _min_resources(hw: HwGraph, names, family) -> Resources:
     for n in names:
         st = hw.stage(n)
         st.pe, st.simd = candidates(st)[0]
-        for _, unit in stage_units(st):
-            total = total + unit.resources(family)
+        total = total + stage_resources(st, family)
     return total
 
 

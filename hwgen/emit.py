@@ -23,7 +23,7 @@ from rtl_templates.rom import ROM_VERILOG, RomFiles, external_roms
 
 from .accelerator import AcceleratorShell, StageBlock, verilog_name
 from .hwgraph import HwGraph
-from .units import stage_units
+from .units import stage_resources
 
 __all__ = ["Emitted", "emit", "TOP_NAME"]
 
@@ -55,7 +55,7 @@ def _stage_rtlil(name: str) -> tuple[str, dict[str, str]]:
 
 
 def _netlist_size(stage) -> int:
-    return sum(unit.resources().lut for _, unit in stage_units(stage))
+    return stage_resources(stage).lut
 
 
 def _rtlil_to_verilog(texts: list[str]) -> str:

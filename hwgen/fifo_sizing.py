@@ -99,7 +99,7 @@ def size_fifos(hw: HwGraph, pace: int) -> list[Stage]:
         short = min(lag, key=lag.get)
         diff = max(lag.values()) - lag[short]
         beats_per_pixel = _pixel_beats(join, short)
-        shape = join.in_shapes[0 if short == "a" else 1]
+        shape = _port_shape(join, short)
         beats = shape.h * shape.w * beats_per_pixel
         depth = math.ceil(diff / (pace / beats)) + SLACK_PIXELS * beats_per_pixel
         depth = max(2, min(depth, MAX_FRAMES * beats + SLACK_PIXELS * beats_per_pixel))
@@ -114,20 +114,24 @@ def size_fifos(hw: HwGraph, pace: int) -> list[Stage]:
     return added
 
 
+def _port_shape(join: Stage, port: str):
+    return join.in_shapes[join.in_ports.index(port)]
+
+
 def _pixel_beats(join: Stage, port: str) -> int:
-    return join.in_shapes[0 if port == "a" else 1].c // join.in_lanes(port)
+    return _port_shape(join, port).c // join.in_lanes(port)
 
 
 def _fifo_before(hw: HwGraph, join: Stage, port: str, depth: int) -> Stage:
+    """A FIFO of ``depth`` beats on ``join``'s input ``port``."""
     prod, _ = hw.producer(join.name, port)
     src = hw.stage(prod)
-    shape = join.in_shapes[0 if port == "a" else 1]
+    shape = _port_shape(join, port)
     fifo = Stage(name=f"{join.name}/{port}_fifo", op=Op.FIFO, in_shapes=[shape],
                  out_shape=shape, bits=src.bits, in_bits=[src.bits], simd=join.in_lanes(port),
                  extra={"depth": max(2, depth)})
     hw.insert_on_edge(prod, join.name, fifo)
     return fifo
-    return added
 
 
 def add_input_buffers(hw: HwGraph) -> list[Stage]:

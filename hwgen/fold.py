@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rtl_templates.resources import MemoryStyle, Resources, memory_resources
 
 from .hwgraph import HwGraph, Op, Stage
-from .units import needs_window, stage_units, window_lanes
+from .units import needs_window, stage_resources, stage_units, window_lanes
 
 __all__ = ["FitError", "FoldResult", "divisors", "stage_cycles", "fold_for", "fold",
            "design_resources", "insert_width_converters", "place_weights"]
@@ -123,7 +123,7 @@ def fold_for(hw: HwGraph, target: int) -> None:
 def _in_lanes(stage: Stage, c) -> int:
     if stage.op is Op.DEPTHWISE:
         return c[0]
-    return min(c[1], stage.in_shapes[0].c) if stage.op is Op.CONV else c[1]
+    return window_lanes(stage, c[1])[0] if stage.op is Op.CONV else c[1]
 
 
 def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
@@ -150,10 +150,9 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
         if total.bram18 <= budget.bram18:
             break
         st = hw.stage(name)
-        before = _stage_resources(st, family)
+        before = stage_resources(st, family)
         st.extra["weight_style"] = MemoryStyle.LUT
-        after = total + _stage_resources(st, family)
-        after = Resources(*(a - b for a, b in zip(_counts(after), _counts(before))))
+        after = total - before + stage_resources(st, family)
         if after.lut > budget.lut or after.ff > budget.ff:
             del st.extra["weight_style"]
             continue
@@ -161,20 +160,8 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
     return total
 
 
-def _counts(res: Resources) -> tuple[int, ...]:
-    return (res.dsp, res.bram18, res.lut, res.ff)
-
-
-def _stage_resources(stage: Stage, family) -> Resources:
-    return sum((unit.resources(family) for _, unit in stage_units(stage)), Resources())
-
-
 def design_resources(hw: HwGraph, family) -> Resources:
-    total = Resources()
-    for st in hw.stages():
-        for _, unit in stage_units(st):
-            total = total + unit.resources(family)
-    return total
+    return sum((stage_resources(st, family) for st in hw.stages()), Resources())
 
 
 def pipeline_cycles(hw: HwGraph) -> int:

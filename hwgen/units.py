@@ -22,14 +22,14 @@ from rtl_templates.matrix_vector_unit import MatrixVectorParams, MatrixVectorUni
 from rtl_templates.pe import ProcessingElement
 from rtl_templates.plumbing import (Concat, ConcatParams, Fork, ForkParams, Split, SplitParams)
 from rtl_templates.pool import GlobalAvgPool, GlobalAvgPoolParams, Pool, PoolParams
-from rtl_templates.resources import MemoryStyle
+from rtl_templates.resources import MemoryStyle, Resources
 from rtl_templates.sliding_window import SlidingWindow, SlidingWindowParams
 from rtl_templates.width_converter import WidthConverter, WidthConverterParams
 
 from .hwgraph import Op, Stage
 from .lower import dense_weights
 
-__all__ = ["stage_units", "needs_window", "weights_of", "window_lanes"]
+__all__ = ["stage_units", "stage_resources", "needs_window", "weights_of", "window_lanes"]
 
 
 def needs_window(stage: Stage) -> bool:
@@ -82,6 +82,11 @@ def stage_units(stage: Stage, pe: int | None = None, simd: int | None = None
     if key not in cache:
         cache[key] = _build(stage, pe, simd)
     return cache[key]
+
+
+def stage_resources(stage: Stage, family="7series") -> Resources:
+    """The resources of ``stage``'s PEs at its folding, summed."""
+    return sum((unit.resources(family) for _, unit in stage_units(stage)), Resources())
 
 
 @lru_cache(maxsize=None)

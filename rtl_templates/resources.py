@@ -33,6 +33,9 @@ class Resources:
     def __add__(self, other: "Resources") -> "Resources":
         return Resources(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
+    def __sub__(self, other: "Resources") -> "Resources":
+        return Resources(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
     def scaled(self, n: int) -> "Resources":
         return Resources(*(getattr(self, f.name) * n for f in fields(self)))
 

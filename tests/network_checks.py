@@ -2,9 +2,20 @@
 
 import json
 
+from hwgen.build import BuildOptions, build
+from sim.network_cosim import cosimulate
+
 MAX_CYCLE_ERROR_PCT = 2.0
 #: The latency model (hwgen.latency) measured -3% to +31% on these networks.
 MAX_LATENCY_ERROR_PCT = 50.0
+
+
+def build_and_cosimulate(model: str, board: str, fps: float, options: dict, out_dir):
+    """A reduced zoo model built for ``board`` at ``fps``, on chip, co-simulated and checked."""
+    result = build(BuildOptions(model=model, board=board, fps=fps, out_dir=out_dir,
+                                model_options=options, calibration_images=2))
+    assert result.report["fits_on_chip"]
+    check(result, cosimulate(result, frames=3, seed=1))
 
 
 def check(result, report):

@@ -14,14 +14,13 @@ from dataflows.source import load_model
 from hwgen.cli import main
 from hwgen.compile import FitError, compile_model
 from hwgen.fifo_sizing import JOINS
-from hwgen.units import stage_units
-from rtl_templates.resources import MemoryStyle
 from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
 from hwgen.hwgraph import Op
 from hwgen.lower import LoweringError, lower
 from hwgen.build import make_report
 from hwgen.report import REPORT_KEYS
 from hwgen.units import stage_units
+from rtl_templates.resources import MemoryStyle
 
 warnings.filterwarnings("ignore", message=".*created but never used")
 

@@ -13,9 +13,7 @@ import warnings
 
 import pytest
 
-from hwgen.build import BuildOptions, build
-from network_checks import check
-from sim.network_cosim import cosimulate
+from network_checks import build_and_cosimulate
 
 warnings.filterwarnings("ignore", message=".*created but never used")
 
@@ -30,8 +28,4 @@ CASES = {  # model: (board, fps, options)
 
 @pytest.mark.parametrize("model", CASES)
 def test_zoo_model_cosim(model, tmp_path):
-    board, fps, options = CASES[model]
-    result = build(BuildOptions(model=model, board=board, fps=fps, out_dir=tmp_path,
-                                model_options=options, calibration_images=2))
-    assert result.report["fits_on_chip"]
-    check(result, cosimulate(result, frames=3, seed=1))
+    build_and_cosimulate(model, *CASES[model], tmp_path)

@@ -95,12 +95,15 @@ def test_cycle_model_is_the_busy_side():
 
 def test_kx_lanes_beats_are_consecutive_weight_taps():
     # A kx-lane beat is kx_lanes * C consecutive taps of the OHWI-flattened window, the order
-    # a MatrixVectorUnit with simd = kx_lanes * C reads its weight rows in.
+    # a MatrixVectorUnit with simd = kx_lanes * C reads its weight rows in. Expected beats are
+    # cut straight from the zero-padded frame.
     p = CONFIGS["k3s1_kx3"]
     frame = _frames(p, 1, seed=3)[0]
-    plain = SlidingWindow(SlidingWindowParams(**{**p.__dict__, "kx_lanes": 1}))
-    np.testing.assert_array_equal(SlidingWindow(p).behaviour(frame),
-                                  plain.behaviour(frame).reshape(-1, 3 * p.channels))
+    padded = np.pad(frame, ((1, 1), (1, 1), (0, 0)))
+    beats = SlidingWindow(p).behaviour(frame).reshape(p.out_height, p.out_width, -1, 3 * 4)
+    for oy, ox in ((0, 0), (2, 3), (p.out_height - 1, p.out_width - 1)):
+        window = padded[oy:oy + 3, ox:ox + 3, :]            # (ky, kx, c): an OHWI weight row
+        np.testing.assert_array_equal(beats[oy, ox], window.reshape(3, 3 * 4))
 
 
 def test_line_buffer_rows_and_resources():
