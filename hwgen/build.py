@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -12,15 +14,34 @@ from dataflows.quantize import QuantConfig, quantize
 
 from .compile import Compiled, compile_model, stage_latency
 from .emit import Emitted, emit
+from .outputs import check_output_dir, replacing_dir
 from .report import write_report
 from .units import stage_resources, stage_units
 
-__all__ = ["BuildOptions", "BuildResult", "build", "make_report"]
+__all__ = ["BuildOptions", "BuildResult", "NotOnChipError", "build", "make_report",
+           "BUILD_MARKER"]
+
+#: The file that marks a folder as a build's (a later build may replace such a folder whole).
+BUILD_MARKER = "build.json"
+
+
+class NotOnChipError(ValueError):
+    """The design needs several partitions where one was required (co-simulation)."""
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """What to build; ``model_options`` go to :func:`dataflows.source.load_model`."""
+    """What to build; ``model_options`` go to :func:`dataflows.source.load_model`.
+
+    ``on_chip_only`` stops the build before anything is written when the design needs more
+    than one partition (co-simulation takes designs that fit on chip).
+
+    Raises
+    ------
+    ValueError
+        If ``fps`` is not a positive finite number, the bit widths are outside 4..8, or
+        ``calibration_images`` is not positive.
+    """
 
     model: str
     board: str
@@ -30,6 +51,27 @@ class BuildOptions:
     out_dir: Path | None = None
     model_options: dict = field(default_factory=dict)
     calibration_images: int = 8
+    on_chip_only: bool = False
+
+    def __post_init__(self):
+        if self.fps is not None and not (isinstance(self.fps, (int, float))
+                                         and math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be a positive finite number, not {self.fps!r}")
+        for name in ("abits", "wbits"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 4 <= value <= 8:
+                raise ValueError(f"{name} must be an int from 4 to 8, not {value!r}")
+        if not isinstance(self.calibration_images, int) or self.calibration_images < 1:
+            raise ValueError(f"calibration_images must be a positive int, "
+                             f"not {self.calibration_images!r}")
+
+    @property
+    def design_name(self) -> str:
+        """The model's name in folder names and reports (an ONNX file's stem)."""
+        return Path(self.model).stem if self.model.lower().endswith(".onnx") else self.model
+
+    def output_dir(self, board_name: str) -> Path:
+        return Path(self.out_dir or Path("build") / f"{self.design_name}-{board_name}")
 
 
 @dataclass
@@ -109,13 +151,28 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
 
 
 def build(opts: BuildOptions, progress=None) -> BuildResult:
-    """Compile and emit; write Verilog, weights and the report. Progress goes to ``progress``."""
+    """Compile and emit; write Verilog, weights and the report. Progress goes to ``progress``.
+
+    The output folder is checked before any work and written whole at the end: the files go
+    to a private folder that then replaces ``out_dir`` (an earlier build there is replaced,
+    never mixed with; a failed or interrupted build leaves ``out_dir`` as it was).
+
+    Raises
+    ------
+    hwgen.outputs.OutputError
+        If the output folder is a file, holds files no build wrote, or cannot be written.
+    NotOnChipError
+        With ``opts.on_chip_only``, if the design needs partitions.
+    """
     from boards import get_board
     from dataflows.source import load_model
 
     say = progress or (lambda msg: None)
     start = time.perf_counter()
     board = get_board(opts.board)
+    name = opts.design_name
+    out_dir = opts.output_dir(board.name)
+    check_output_dir(out_dir, "output folder", owned_by=BUILD_MARKER)
     loaded = load_model(opts.model, **opts.model_options)
     model = loaded.model
     say(f"model {model.name}: {model.params:,} params, {model.macs / 1e6:.1f}M MACs, "
@@ -127,30 +184,39 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
         # Resource models build sub-units only to ask them for figures.
         warnings.filterwarnings("ignore", message=".*created but never used")
         parts = compile_model(q, board, fps=opts.fps, progress=say)
-        name = Path(opts.model).stem if opts.model.endswith(".onnx") else opts.model
-        out_dir = Path(opts.out_dir or Path("build") / f"{name}-{board.name}")
+        if opts.on_chip_only and len(parts) > 1:
+            raise NotOnChipError(f"the design needs {len(parts)} partitions on {board.name}; "
+                                 "co-simulation runs designs that fit on chip (try "
+                                 "--resolution, --width or a larger board)")
         report = make_report(name, board, model, parts, opts.abits)
         say(f"pace {report['cycles_per_frame']:,} cycles/frame = {report['fps']:.1f} fps at "
             f"{board.clock_mhz:g} MHz, MAC efficiency {report['mac_efficiency']:.3f}, "
             f"DSP {report['resources']['used']['dsp']}, BRAM18 "
             f"{report['resources']['used']['bram18']}")
-        emitted = []
-        for k, part in enumerate(parts):
-            where = out_dir if len(parts) == 1 else out_dir / f"partition{k}"
-            say(f"emitting Verilog to {where}/")
-            emitted.append(emit(part.hw, where, header=(
-                f"hwgen: {name} on {board.name} ({board.part})"
-                + (f", partition {k} of {len(parts)}" if len(parts) > 1 else "")
-                + f"\n{len(part.hw.graph)} stages, {part.cycles_per_frame} cycles per frame")))
-    report["top"] = [{"verilog": str(e.verilog.relative_to(out_dir)), "in_lanes": e.in_lanes,
-                      "in_bits": e.in_bits, "in_beats_per_frame": e.in_beats_per_frame,
-                      "out_lanes": e.out_lanes, "out_bits": e.out_bits,
-                      "out_beats_per_frame": e.out_beats_per_frame} for e in emitted]
-    write_report(report, out_dir)
-    (out_dir / "build.json").write_text(json.dumps(
-        {"model": opts.model, "board": board.name, "fps": opts.fps, "abits": opts.abits,
-         "wbits": opts.wbits, "model_options": opts.model_options}, indent=2) + "\n")
+        with replacing_dir(out_dir) as work:
+            emitted = []
+            for k, part in enumerate(parts):
+                where = "" if len(parts) == 1 else f"partition{k}"
+                say(f"emitting Verilog to {out_dir / where}/")
+                emitted.append(emit(part.hw, work / where, header=(
+                    f"hwgen: {name} on {board.name} ({board.part})"
+                    + (f", partition {k} of {len(parts)}" if len(parts) > 1 else "")
+                    + f"\n{len(part.hw.graph)} stages, {part.cycles_per_frame} cycles per frame")))
+            report["top"] = [{"verilog": str(e.verilog.relative_to(work)), "in_lanes": e.in_lanes,
+                              "in_bits": e.in_bits, "in_beats_per_frame": e.in_beats_per_frame,
+                              "out_lanes": e.out_lanes, "out_bits": e.out_bits,
+                              "out_beats_per_frame": e.out_beats_per_frame} for e in emitted]
+            write_report(report, work)
+            (work / BUILD_MARKER).write_text(json.dumps(
+                {"model": opts.model, "board": board.name, "fps": opts.fps, "abits": opts.abits,
+                 "wbits": opts.wbits, "model_options": opts.model_options}, indent=2) + "\n")
+    emitted = [_moved(e, work, out_dir) for e in emitted]
     seconds = time.perf_counter() - start
     say(f"wrote {out_dir}/ (report.md, report.json, hwgen_top.v, weights/) in {seconds:.1f} s")
     return BuildResult(out_dir, q, loaded, board, parts, emitted, report, seconds)
 
+
+def _moved(e: Emitted, old: Path, new: Path) -> Emitted:
+    """``e`` with its paths under ``old`` moved to ``new``."""
+    return dataclasses.replace(e, verilog=new / e.verilog.relative_to(old),
+                               weight_files=[new / f.relative_to(old) for f in e.weight_files])

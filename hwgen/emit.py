@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,11 +168,15 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
             # to finish is a small one and the workers end together.
             largest_first = sorted(names, key=lambda n: -_netlist_size(hw.stage(n)))
             ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                done = dict(zip(largest_first, pool.map(_stage_rtlil, largest_first)))
+            # Workers ignore Ctrl-C: the parent gets it, and leaving the block terminates them
+            # (each would otherwise print its own KeyboardInterrupt traceback).
+            with ctx.Pool(jobs, initializer=signal.signal,
+                          initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+                done = dict(zip(largest_first,
+                                pool.map(_stage_rtlil, largest_first, chunksize=1)))
                 results = [done[n] for n in names]
                 runs = _split([t for t, _ in results], YOSYS_RUNS)
-                converted = "".join(pool.map(_rtlil_to_verilog, runs))
+                converted = "".join(pool.map(_rtlil_to_verilog, runs, chunksize=1))
         else:
             results = [_stage_rtlil(n) for n in names]
             runs = _split([t for t, _ in results], YOSYS_RUNS)

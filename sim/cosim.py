@@ -16,7 +16,9 @@ words, ``ceil(lanes * bits / 32)`` per beat, lane 0 in the least significant bit
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from hwgen.outputs import private_dir, remove_abandoned
 
 from .bench import VERILATOR_ARGS, _ensure_verilator_on_path, _pch_flag_fixed
 
@@ -123,37 +127,57 @@ def build_cosim(verilog: Path, build_dir: Path, *, jobs: int = 2) -> Path:
         raise FileNotFoundError(f"no Verilog file at {str(verilog)!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, not {jobs!r}")
-    obj_dir = Path(build_dir) / f"cosim-{_digest(verilog.read_bytes())}"
+    build_dir = Path(build_dir)
+    obj_dir = build_dir / f"cosim-{_digest(verilog.read_bytes())}"
     exe = obj_dir / f"V{TOP}"
     if exe.is_file():
         return exe
     # Build in a private folder and rename it into place: a concurrent or interrupted build
-    # never leaves a half-written binary under the cached name.
-    Path(build_dir).mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{obj_dir.name}.", dir=build_dir))
-    _ensure_verilator_on_path()
-    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", TOP,
-           "--Mdir", str(work), "-o", exe.name, *BUILD_ARGS,
-           *[arg for o in MAKE_OVERRIDES for arg in ("-MAKEFLAGS", o)],
-           str(verilog.resolve()), str(DRIVER)]
-    log = obj_dir.parent / f"{obj_dir.name}.build.log"
-    start = time.perf_counter()
-    with _pch_flag_fixed(), open(work / "build.log", "w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
-    text = (work / "build.log").read_text(errors="replace")
-    log.write_text(f"{text}\nbuild seconds: {time.perf_counter() - start:.1f}\n")
-    if proc.returncode or not (work / exe.name).is_file():
-        shutil.rmtree(work, ignore_errors=True)
-        raise CosimError(f"Verilator build failed (log {log}):\n{text[-3000:]}")
-    if obj_dir.exists() and not exe.is_file():  # left by a build that predates the rename
-        shutil.rmtree(obj_dir, ignore_errors=True)
+    # never leaves a half-written binary under the cached name, and the private folders of
+    # builds whose process died (killed, power lost) are removed here.
+    remove_abandoned(build_dir)
+    work = private_dir(build_dir, obj_dir.name)
     try:
-        work.rename(obj_dir)
-    except OSError:  # another process finished the same build first; theirs is identical
+        _verilate(verilog, work, exe.name, jobs, obj_dir.parent / f"{obj_dir.name}.build.log")
+        if obj_dir.exists() and not exe.is_file():  # left by a build that predates the rename
+            shutil.rmtree(obj_dir, ignore_errors=True)
+        try:
+            work.rename(obj_dir)
+        except OSError:  # another process finished the same build first; theirs is identical
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:   # Ctrl-C included: no private folder outlives its build
         shutil.rmtree(work, ignore_errors=True)
+        raise
     if not exe.is_file():
         raise CosimError(f"Verilator build produced no {exe}")
     return exe
+
+
+def _verilate(verilog: Path, work: Path, exe_name: str, jobs: int, log: Path) -> None:
+    """Run Verilator and the C++ build in ``work``; the log goes to ``log``.
+
+    Verilator runs in a session of its own so that an interrupt stops make and every compiler
+    it started before ``work`` is removed (SIGINT to Python alone would leave them writing).
+    """
+    _ensure_verilator_on_path()
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", TOP,
+           "--Mdir", str(work), "-o", exe_name, *BUILD_ARGS,
+           *[arg for o in MAKE_OVERRIDES for arg in ("-MAKEFLAGS", o)],
+           str(verilog.resolve()), str(DRIVER)]
+    start = time.perf_counter()
+    with _pch_flag_fixed(), open(work / "build.log", "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    text = (work / "build.log").read_text(errors="replace")
+    log.write_text(f"{text}\nbuild seconds: {time.perf_counter() - start:.1f}\n")
+    if proc.returncode or not (work / exe_name).is_file():
+        raise CosimError(f"Verilator build failed (log {log}):\n{text[-3000:]}")
 
 
 @dataclass

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from dataflows.golden import run_quantized
+from hwgen.outputs import write_file_atomically
 from rtl_templates.beats import frame_to_beats
 
+from .cache import cosim_cache_dir
 from .cosim import CosimError, build_cosim, run_cosim
 
 __all__ = ["CosimReport", "cosimulate", "first_divergence"]
@@ -47,7 +49,8 @@ class CosimReport:
     first_diverging_stage: str | None = None
 
     def write(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        text = (json.dumps(asdict(self), indent=2) + "\n").encode()
+        write_file_atomically(Path(path), lambda f: f.write(text))
 
 
 @contextmanager
@@ -88,7 +91,8 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
                backpressure: float = 0.3, cache_dir: Path | None = None,
                progress=None) -> CosimReport:
     """Co-simulate partition 0 of a :class:`hwgen.build.BuildResult` (a design that fits on
-    chip) and write ``cosim.json`` next to its report."""
+    chip) and write ``cosim.json`` next to its report. Verilator builds are cached in
+    ``cache_dir`` (default :func:`sim.cache.cosim_cache_dir`)."""
     say = progress or (lambda msg: None)
     if len(build_result.parts) != 1:
         raise ValueError("co-simulation runs designs that fit on chip (one partition)")
@@ -98,7 +102,7 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
     emitted = build_result.emitted[0]
     part = build_result.parts[0]
     q = build_result.qmodel
-    cache = Path(cache_dir or Path("sim_build") / "cosim").resolve()
+    cache = Path(cache_dir or cosim_cache_dir()).resolve()
     say(f"building the Verilator model of {emitted.verilog} (cached by content)")
     t0 = time.perf_counter()
     exe = build_cosim(emitted.verilog, cache).resolve()
