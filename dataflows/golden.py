@@ -23,8 +23,11 @@ from .quantize import (QClamp, QConv, QFused, QLut, QPool, QuantConfig, Quantize
                        quantize)
 from .reference import run_float
 
-__all__ = ["run_quantized", "run_golden", "eval_node", "conv_int", "pool_int", "sqnr_db",
+__all__ = ["DUMP_INDEX", "run_quantized", "run_golden", "eval_node", "conv_int", "pool_int", "sqnr_db",
            "layer_sqnr", "dump_layers", "safe_filename"]
+
+#: The file a layer dump's index is written to (it also marks a folder as a dump).
+DUMP_INDEX = "index.json"
 
 
 # -- per-op integer kernels -----------------------------------------------------------------------
@@ -178,7 +181,7 @@ def safe_filename(name: str) -> str:
 
 def dump_layers(values: dict[str, np.ndarray], directory, qmodel: QuantizedModel | None = None
                 ) -> dict[str, dict]:
-    """Write one ``.npy`` per node and an ``index.json`` describing them.
+    """Write one ``.npy`` per node and an index (``DUMP_INDEX``, ``index.json``) describing them.
 
     Parameters
     ----------
@@ -213,5 +216,5 @@ def dump_layers(values: dict[str, np.ndarray], directory, qmodel: QuantizedModel
             "bits": None if qmodel is None else int(qmodel.bits[name]),
         }
     lines = [f" {json.dumps(name)}: {json.dumps(entry)}" for name, entry in index.items()]
-    (out / "index.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")  # a line per layer
+    (out / DUMP_INDEX).write_text("{\n" + ",\n".join(lines) + "\n}\n")  # a line per layer
     return index

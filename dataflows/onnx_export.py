@@ -182,7 +182,7 @@ def export_onnx(model: Model, path, opset: int = 17) -> onnx.ModelProto:
     ----------
     model : Model
         A model whose conv and linear layers have weights.
-    path : str or os.PathLike
+    path : str, os.PathLike or a binary file object
         The ``.onnx`` file to write.
     opset : int
         ONNX opset of the default domain, 11 or newer (hard swish is ``HardSwish`` from 14,
@@ -212,5 +212,8 @@ def export_onnx(model: Model, path, opset: int = 17) -> onnx.ModelProto:
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="hwgen",
                               ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, os.fspath(path))
+    if hasattr(path, "write"):
+        path.write(proto.SerializeToString())
+    else:
+        onnx.save(proto, os.fspath(path))
     return proto

@@ -7,6 +7,8 @@ model speaks its own tensor shapes).
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,9 +16,9 @@ from typing import Callable
 import numpy as np
 
 from .graph import Model
-from .zoo import MODELS, build, options_of
+from .zoo import MODELS, WEIGHT_SEED, build, options_of
 
-__all__ = ["LoadedModel", "ModelSourceError", "load_model", "is_onnx_path"]
+__all__ = ["LoadedModel", "ModelSourceError", "load_model", "is_onnx_path", "memory_needed_bytes"]
 
 
 class ModelSourceError(ValueError):
@@ -66,17 +68,64 @@ def _zoo_to_hwc(shape):
     return to_hwc
 
 
-def load_model(spec: str, **options) -> LoadedModel:
+#: Bytes per parameter held while quantizing: the float32 weight and its int64 integer.
+_BYTES_PER_PARAM = 4 + 8
+#: Bytes per activation value the golden model keeps for every layer (int64, ``keep_all``).
+_BYTES_PER_ACTIVATION = 8
+
+
+def memory_needed_bytes(model) -> tuple[int, str]:
+    """Memory that quantizing and running ``model`` in numpy holds at once, and what
+    dominates it (for the message).
+
+    The golden model and calibration keep every layer's output of one image; quantizing keeps
+    the float and the integer weights. A lower bound: numpy's temporaries come on top.
+    """
+    weights = model.params * _BYTES_PER_PARAM
+    largest = max(model.layers(), key=lambda n: math.prod(model.out_shape(n)))
+    values = sum(math.prod(model.out_shape(n)) for n in model.layers())
+    activations = (values + math.prod(model.input_shape)) * _BYTES_PER_ACTIVATION
+    if weights >= activations:
+        why = f"{model.params:,} weights"
+    else:
+        shape = "x".join(map(str, model.out_shape(largest)))
+        why = f"the layers' outputs of one image (the largest, {largest!r}, is {shape})"
+    return weights + activations, why
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):   # not a POSIX system: no check
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _check_memory(spec: str, model) -> None:
+    have = _physical_memory_bytes()
+    need, why = memory_needed_bytes(model)
+    if have is not None and need > have:
+        raise ModelSourceError(f"{spec} as given needs at least {_gib(need)} of memory for "
+                               f"{why}; this machine has {_gib(have)} (use a smaller "
+                               f"--resolution, --width or --num-classes)")
+
+
+def load_model(spec: str, *, weights: bool = True, **options) -> LoadedModel:
     """Load zoo model or ONNX file ``spec``.
 
     ``options`` are zoo builder options (``width``, ``resolution``, ``groups``,
-    ``num_classes``); ``None`` values mean "not given". An ONNX file takes none.
+    ``num_classes``); ``None`` values mean "not given". An ONNX file takes none. With
+    ``weights=False`` a zoo model comes without weights (shapes and counts only).
 
     Raises
     ------
     ModelSourceError
-        Unknown zoo name (listing the valid ones), a missing file, or options given to a model
-        that does not take them.
+        Unknown zoo name (listing the valid ones), a missing file, options given to a model
+        that does not take them, or (with weights) a model too large for this machine's
+        memory (with the figures).
     """
     given = {k: v for k, v in options.items() if v is not None}
     if is_onnx_path(spec):
@@ -96,5 +145,8 @@ def load_model(spec: str, **options) -> LoadedModel:
         if key not in takes:
             valid = ", ".join(_flag(k) for k in takes) or "no options"
             raise ModelSourceError(f"model {spec!r} does not take {_flag(key)}; it takes: {valid}")
-    model = build(spec, **given)
+    model = build(spec, weights=False, **given)
+    if weights:
+        _check_memory(spec, model)
+        model.init_weights(WEIGHT_SEED)
     return LoadedModel(model, "zoo", _zoo_to_hwc(model.input_shape), lambda y: y)

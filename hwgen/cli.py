@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-import warnings
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 
+from dataflows.golden import DUMP_INDEX
 from dataflows.zoo import MODELS
+from sim.cache import CACHE_ENV, cosim_cache_dir
+
+from .outputs import (OutputError, check_output_dir, check_output_file, check_writable_dir,
+                      replacing_dir, write_file_atomically)
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+#: The shell's code for a command ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
 hwgen turns a compact CNN (a zoo model or an ONNX file) into a streaming FPGA dataflow
@@ -40,36 +49,84 @@ class UserError(Exception):
     """A mistake in the command line or its inputs: reported in one line, exit code 2."""
 
 
-# -- shared options ---------------------------------------------------------------------------
-def _positive_int(text):
-    value = int(text)
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors on one line (the usage is what ``--help`` is for)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- option types: each says what is valid when a value is not ----------------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
     return value
 
 
-def _bits(text):
-    value = int(text)
+def bit_width(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if not 4 <= value <= 8:
-        raise argparse.ArgumentTypeError(f"must be between 4 and 8, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be an integer from 4 to 8, not {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text!r}")
+    return value
+
+
+def frame_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 2 (cycles per frame "
+                                         f"are measured between frames), not {text!r}")
+    return value
+
+
+MAX_SEED = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, not {text!r}")
     return value
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="zoo model name or path to an .onnx file")
     g = p.add_argument_group("zoo model options (an option the model does not take is an error)")
-    g.add_argument("--width", type=float, help="width multiplier α (MobileNet) or scale "
+    g.add_argument("--width", type=positive_number, help="width multiplier α (MobileNet) or scale "
                    "(ShuffleNet: V1 0.25-2.0, V2 0.5/1.0/1.5/2.0)")
-    g.add_argument("--resolution", type=_positive_int, help="input height = width in pixels")
-    g.add_argument("--groups", type=_positive_int, help="ShuffleNet V1 group count g (1, 2, 3, 4, 8)")
-    g.add_argument("--num-classes", type=_positive_int, help="classifier outputs (default 1000)")
+    g.add_argument("--resolution", type=positive_int, help="input height = width in pixels")
+    g.add_argument("--groups", type=positive_int, help="ShuffleNet V1 group count g (1, 2, 3, 4, 8)")
+    g.add_argument("--num-classes", type=positive_int, help="classifier outputs (default 1000)")
 
 
-def _load(args):
+def _load(args, *, weights: bool = True):
     from dataflows.source import ModelSourceError, load_model
     try:
-        return load_model(args.model, width=args.width, resolution=args.resolution,
-                          groups=args.groups, num_classes=args.num_classes)
+        return load_model(args.model, weights=weights, width=args.width,
+                          resolution=args.resolution, groups=args.groups,
+                          num_classes=args.num_classes)
     except ModelSourceError as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:  # a builder or importer rejected the model: say which
@@ -95,8 +152,16 @@ def _fmt_kernel(kernel):
     return "-" if kernel is None else f"{kernel[0]}x{kernel[1]}"
 
 
+def _note_unsupported(model) -> None:
+    """Say which nodes ``hwgen build`` would refuse (summary and golden take any graph)."""
+    from .lower import unsupported_nodes
+    for line in unsupported_nodes(model):
+        print(f"[hwgen] note: hardware cannot build {line}", file=sys.stderr)
+
+
 def cmd_summary(args) -> int:
-    model = _load(args).model
+    model = _load(args, weights=False).model   # counts need shapes only
+    _note_unsupported(model)
     if args.json:
         rows = model.summary()
         doc = {
@@ -138,13 +203,42 @@ def print_summary_table(model, wbits: int) -> None:
 
 
 # -- golden -----------------------------------------------------------------------------------
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _read_npy(path: str, what: str) -> np.ndarray:
+    """A real-valued, finite array from the .npy file ``path``, or one line saying why not."""
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            magic = f.read(len(_NPY_MAGIC))
+            if magic[:4] == _ZIP_MAGIC:
+                raise UserError(f"{what} file {path!r} is a .npz archive; give one array "
+                                "saved with numpy.save (.npy)")
+            if magic != _NPY_MAGIC:
+                raise UserError(f"{what} file {path!r} is not a .npy file (it does not start "
+                                "with the NumPy header); save the array with numpy.save")
+            f.seek(0)
+            x = np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise UserError(f"{what} file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} file {path!r} is a folder") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {what} file {path!r} as .npy: {exc}") from None
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise UserError(f"{what} file {path!r} holds {x.dtype} values; it must hold real "
+                        "numbers (integers or floats)")
+    bad = np.count_nonzero(~np.isfinite(x)) if np.issubdtype(x.dtype, np.floating) else 0
+    if bad:
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise UserError(f"{what} file {path!r} holds {bad:,} NaN or infinite values (the "
+                        f"first at index {first})")
+    return x
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    write_file_atomically(Path(path), lambda f: np.save(f, array))
 
 
 def cmd_golden(args) -> int:
@@ -152,10 +246,20 @@ def cmd_golden(args) -> int:
     from dataflows.quantize import QuantConfig, quantize
     from dataflows.reference import run_float
 
+    try:   # every destination before any work
+        check_output_file(Path(args.output), "--output")
+        if args.dump_dir is not None:
+            check_output_dir(Path(args.dump_dir), "--dump-dir", owned_by=DUMP_INDEX)
+    except OutputError as exc:
+        raise UserError(str(exc)) from None
+    raw = _read_npy(args.input, "input")
+    calibration = _read_npy(args.calibration, "calibration") if args.calibration else None
     loaded = _load(args)
     model = loaded.model
+    _note_unsupported(model)
     try:
-        x = loaded.to_hwc(_read_npy(args.input, "input"))
+        x = loaded.to_hwc(raw)
+        calibration = None if calibration is None else [loaded.to_hwc(c) for c in calibration]
     except ValueError as exc:
         raise UserError(str(exc)) from None
     t0 = time.perf_counter()
@@ -166,13 +270,11 @@ def cmd_golden(args) -> int:
         values, scales = (result, None) if keep else ({model.output: result}, None)
         y = values[model.output]
     else:
-        calibration = _read_npy(args.calibration, "calibration") if args.calibration else None
         _progress(f"quantizing {model.name}: {args.abits}-bit activations, {args.wbits}-bit weights, "
                   f"calibration on {'supplied images' if calibration is not None else 'seeded random inputs'}")
         try:
             qmodel = quantize(model, QuantConfig(abits=args.abits, wbits=args.wbits),
-                              calibration=None if calibration is None else
-                              [loaded.to_hwc(c) for c in calibration])
+                              calibration=calibration)
         except ValueError as exc:
             raise UserError(f"quantization failed: {exc}") from None
         _progress("running the integer golden model")
@@ -182,13 +284,11 @@ def cmd_golden(args) -> int:
         scales = qmodel
     _progress(f"inference took {time.perf_counter() - t0:.2f} s")
     out = loaded.from_hwc(y)
-    try:
-        np.save(args.output, out)
-    except OSError as exc:
-        raise UserError(f"cannot write output file {args.output!r}: {exc}") from None
+    _save_npy(args.output, out)
     _progress(f"wrote {args.output} {out.shape} {out.dtype}")
     if keep:
-        dump_layers(values, args.dump_dir, scales)
+        with replacing_dir(Path(args.dump_dir)) as work:
+            dump_layers(values, work, scales)
         _progress(f"wrote {len(values)} layer outputs to {args.dump_dir}/")
     return 0
 
@@ -196,13 +296,14 @@ def cmd_golden(args) -> int:
 # -- export-onnx ------------------------------------------------------------------------------
 def cmd_export_onnx(args) -> int:
     from dataflows.onnx_export import export_onnx
+    try:
+        check_output_file(Path(args.out), "output file")
+    except OutputError as exc:
+        raise UserError(str(exc)) from None
     loaded = _load(args)
     if loaded.origin != "zoo":
         raise UserError("export-onnx takes a zoo model name; the model is already ONNX")
-    try:
-        export_onnx(loaded.model, args.out)
-    except OSError as exc:
-        raise UserError(f"cannot write {args.out!r}: {exc}") from None
+    write_file_atomically(Path(args.out), lambda f: export_onnx(loaded.model, f))
     _progress(f"wrote {args.out}")
     return 0
 
@@ -214,19 +315,22 @@ def _model_options(args) -> dict:
             if v is not None}
 
 
-def _build(args):
-    from boards import UnknownBoardError, get_board
+def _build(args, *, on_chip_only: bool = False):
+    from boards import UnknownBoardError
     from dataflows.source import ModelSourceError
-    from .build import BuildOptions, build
+    from .build import BuildOptions, NotOnChipError, build
     from .compile import FitError
+    UnreachablePaceError = FitError  # TODO(helper): the typed error
     from .lower import LoweringError
     try:
-        get_board(args.board)
-        return build(BuildOptions(model=args.model, board=args.board, fps=args.fps,
-                                  abits=args.abits, wbits=args.wbits, out_dir=args.out,
-                                  model_options=_model_options(args)), progress=_progress)
-    except (UnknownBoardError, ModelSourceError, LoweringError) as exc:
+        opts = BuildOptions(model=args.model, board=args.board, fps=args.fps,
+                            abits=args.abits, wbits=args.wbits, out_dir=args.out,
+                            model_options=_model_options(args), on_chip_only=on_chip_only)
+        return build(opts, progress=_progress)
+    except (UnknownBoardError, ModelSourceError, LoweringError, OutputError) as exc:
         raise UserError(str(exc)) from None
+    except (UnreachablePaceError, NotOnChipError) as exc:
+        raise UserError(f"{args.model} on {args.board}: {exc}") from None
     except FitError as exc:
         raise UserError(f"{args.model} does not fit {args.board}: {exc}") from None
     except ValueError as exc:  # a builder rejected an option
@@ -240,12 +344,14 @@ def cmd_build(args) -> int:
 
 def cmd_cosim(args) -> int:
     from sim.network_cosim import cosimulate
-    result = _build(args)
-    if len(result.parts) != 1:
-        raise UserError(f"{args.model} needs {len(result.parts)} partitions on {args.board}; "
-                        "co-simulation runs designs that fit on chip (try --resolution, "
-                        "--width or a larger board)")
-    rep = cosimulate(result, frames=args.frames, seed=args.seed, progress=_progress)
+    cache = cosim_cache_dir()
+    try:
+        check_writable_dir(cache, f"co-simulation cache (set {CACHE_ENV} to move it)")
+    except OutputError as exc:
+        raise UserError(str(exc)) from None
+    result = _build(args, on_chip_only=True)
+    rep = cosimulate(result, frames=args.frames, seed=args.seed, cache_dir=cache,
+                     progress=_progress)
     print(f"bit_exact={rep.bit_exact} frames={rep.frames} "
           f"cycles/frame measured={rep.measured_cycles_per_frame:.0f} "
           f"estimated={rep.estimated_cycles_per_frame} error={rep.cycle_error_pct:+.2f}% "
@@ -261,7 +367,7 @@ def cmd_cosim(args) -> int:
 
 # -- entry point ------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(
+    root = _Parser(
         prog="hwgen", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=DESCRIPTION.format(models=", ".join(MODELS)), epilog=EPILOG)
     sub = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -270,7 +376,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Print a per-layer table (name, op, kernel, groups, output "
                        "HxWxC, params, MACs, weight bytes) and totals.")
     _add_model_args(p)
-    p.add_argument("--wbits", type=_bits, default=8, help="weight bits for the byte column (4-8)")
+    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits for the byte column (4-8)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object {model, input_shape, layers, total} instead")
     p.set_defaults(func=cmd_summary)
@@ -287,8 +393,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--float", action="store_true", help="run the float reference model instead")
     p.add_argument("--dump-dir", metavar="DIR", help="also write every layer's output (.npy) "
                    "and an index.json; co-simulation compares against these")
-    p.add_argument("--abits", type=_bits, default=8, help="activation bits (4-8, default 8)")
-    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
     p.add_argument("--calibration", metavar="IMAGES.npy", help="calibration images, stacked on "
                    "axis 0 (default: seeded random inputs)")
     p.set_defaults(func=cmd_golden)
@@ -310,10 +416,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--board", required=True, help="target board (vc707, zcu104, zcu102, "
                    "pynq-z2, ultra96, u250, ecp5-85f)")
-    p.add_argument("--fps", type=float, help="frames per second to reach with the least "
+    p.add_argument("--fps", type=positive_number, help="frames per second to reach with the least "
                    "hardware (default: as fast as the budget allows)")
-    p.add_argument("--abits", type=_bits, default=8, help="activation bits (4-8, default 8)")
-    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
     p.add_argument("--out", metavar="DIR", help="output directory (default build/<model>-<board>)")
     p.set_defaults(func=cmd_build)
 
@@ -323,15 +429,18 @@ def _parser() -> argparse.ArgumentParser:
                        "with random input gaps and output backpressure) and compare every "
                        "output with the golden model. Writes cosim.json next to the report; "
                        "on a mismatch names the first diverging stage. Exit 1 if not "
-                       "bit-exact.")
+                       "bit-exact. Verilator builds are cached by content in "
+                       f"{cosim_cache_dir()} (${CACHE_ENV} moves the cache; the default "
+                       "is $XDG_CACHE_HOME/hwgen or ~/.cache/hwgen).")
     _add_model_args(p)
     p.add_argument("--board", required=True, help="target board")
-    p.add_argument("--fps", type=float, help="frames per second to fold for (default: fastest)")
-    p.add_argument("--abits", type=_bits, default=8, help="activation bits (4-8, default 8)")
-    p.add_argument("--wbits", type=_bits, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--fps", type=positive_number, help="frames per second to fold for (default: fastest)")
+    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
     p.add_argument("--out", metavar="DIR", help="output directory (default build/<model>-<board>)")
-    p.add_argument("--frames", type=_positive_int, default=3, help="images to stream (>= 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the images and stalls")
+    p.add_argument("--frames", type=frame_count, default=3, help="images to stream (>= 2)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help=f"seed of the images and stalls (0 to {MAX_SEED})")
     p.set_defaults(func=cmd_cosim)
     return root
 
@@ -346,6 +455,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as exc:
         print(f"hwgen {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:   # every writer cleans up as the exception passes it
+        print(f"hwgen {args.command}: interrupted; no partial output or cache entry was left",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print(f"hwgen {args.command}: error: out of memory (the model or its resolution is "
+              "too large for this machine)", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `hwgen summary ... | head`
         return 0

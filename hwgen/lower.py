@@ -25,7 +25,7 @@ from dataflows import quantize as Q
 
 from .hwgraph import HwGraph, Op, Stage
 
-__all__ = ["LoweringError", "lower", "SOURCE"]
+__all__ = ["LoweringError", "hardware_problem", "lower", "unsupported_nodes", "SOURCE"]
 
 #: The value of the accelerator's input stream.
 SOURCE = ("<input>", "o")
@@ -54,6 +54,52 @@ def dense_weights(layer: L.Conv2d, weight: np.ndarray, in_channels: int) -> np.n
     return dense
 
 
+_WINDOWS = (1, 3, 5, 7)
+#: Layer kinds the hardware library implements (each checked further by :func:`hardware_problem`).
+_LOWERABLE = (L.Conv2d, L.Linear, L.MaxPool, L.AvgPool, L.GlobalAvgPool, L.Add, L.Concat,
+              L.ChannelShuffle, L.Mul, L.Flatten, L.Activation, L.ChannelSplit)
+
+
+def _square_window(kernel) -> bool:
+    return kernel[0] == kernel[1] and kernel[0] in _WINDOWS
+
+
+def hardware_problem(model, name: str) -> str | None:
+    """Why no processing element can implement node ``name`` of ``model`` as it stands, or
+    ``None``. Needs only the graph and its shapes (no weights, no quantization), so ``hwgen
+    summary`` can say what ``hwgen build`` would refuse."""
+    layer = model.layer(name)
+    ins = model.input_shapes(name)
+    if not isinstance(layer, _LOWERABLE):
+        return "no hardware for this op"
+    if isinstance(layer, L.Conv2d):
+        kind = "depthwise kernel" if layer.is_depthwise else "kernel"
+        if not _square_window(layer.kernel):
+            return f"{kind} {layer.kernel} is not square 1/3/5/7"
+        if not layer.is_depthwise and (layer.stride[0] != layer.stride[1]
+                                       or layer.stride[0] not in (1, 2)):
+            return f"stride {layer.stride} is not 1 or 2 in both axes"
+    if isinstance(layer, L.Linear) and (ins[0].h != 1 or ins[0].w != 1):
+        return f"a fully connected layer needs a 1x1 input, not {tuple(ins[0])}"
+    if isinstance(layer, (L.MaxPool, L.AvgPool)) and (
+            not _square_window(layer.kernel) or layer.stride[0] != layer.stride[1]
+            or layer.stride[0] not in (1, 2)):
+        return (f"pool {layer.kernel} stride {layer.stride} is not a square 1/3/5/7 window "
+                "with stride 1 or 2")
+    if isinstance(layer, L.Concat) and len(ins) != 2:
+        return f"concat of {len(ins)} inputs (the Concat PE joins 2)"
+    if isinstance(layer, L.Flatten) and (ins[0].h != 1 or ins[0].w != 1):
+        return "flatten of a map larger than 1x1 (stream order would change)"
+    return None
+
+
+def unsupported_nodes(model) -> list[str]:
+    """One line per node of ``model`` that :func:`lower` would refuse, naming node and op."""
+    return [f"node {name!r} ({type(model.layer(name)).__name__}): {why}"
+            for name in model.topological_order() if name != model.input
+            for why in [hardware_problem(model, name)] if why]
+
+
 def lower_node(q: Q.QuantizedModel, name: str) -> Stage | None:
     """The stage computing model node ``name``, or ``None`` if it aliases its input."""
     model = q.model
@@ -63,6 +109,9 @@ def lower_node(q: Q.QuantizedModel, name: str) -> Stage | None:
     out = model.out_shape(name)
     bits = q.bits[name]
     in_bits = [q.bits[i] for i in model.inputs_of(name)]
+    why = hardware_problem(model, name)
+    if why:
+        raise _unsupported(name, layer, why)
 
     def stage(op, **kw):
         if op in (Op.CONV, Op.FC, Op.DEPTHWISE):
@@ -72,43 +121,25 @@ def lower_node(q: Q.QuantizedModel, name: str) -> Stage | None:
 
     if isinstance(layer, L.Conv2d):
         if layer.is_depthwise:
-            if layer.kernel[0] != layer.kernel[1] or layer.kernel[0] not in (1, 3, 5, 7):
-                raise _unsupported(name, layer, f"depthwise kernel {layer.kernel} is not square 1/3/5/7")
             return stage(Op.DEPTHWISE)
-        if layer.kernel[0] != layer.kernel[1] or layer.kernel[0] not in (1, 3, 5, 7):
-            raise _unsupported(name, layer, f"kernel {layer.kernel} is not square 1/3/5/7")
-        if layer.stride[0] != layer.stride[1] or layer.stride[0] not in (1, 2):
-            raise _unsupported(name, layer, f"stride {layer.stride} is not 1 or 2 in both axes")
         if ins[0].h == 1 and ins[0].w == 1 and layer.kernel == (1, 1):
             return stage(Op.FC)
         return stage(Op.CONV)
     if isinstance(layer, L.Linear):
-        if ins[0].h != 1 or ins[0].w != 1:
-            raise _unsupported(name, layer, f"a fully connected layer needs a 1x1 input, not {tuple(ins[0])}")
         return stage(Op.FC)
     if isinstance(layer, (L.MaxPool, L.AvgPool)):
-        kh, kw = layer.kernel
-        if kh != kw or kh not in (1, 3, 5, 7) or layer.stride[0] != layer.stride[1] \
-                or layer.stride[0] not in (1, 2):
-            raise _unsupported(name, layer, f"pool {layer.kernel} stride {layer.stride} is not a "
-                               "square 1/3/5/7 window with stride 1 or 2")
         return stage(Op.MAXPOOL if isinstance(layer, L.MaxPool) else Op.AVGPOOL)
     if isinstance(layer, L.GlobalAvgPool):
         return stage(Op.GLOBAL_AVGPOOL)
     if isinstance(layer, L.Add):
         return stage(Op.ADD)
     if isinstance(layer, L.Concat):
-        if len(ins) != 2:
-            raise _unsupported(name, layer, f"concat of {len(ins)} inputs (the Concat PE joins 2)")
         return stage(Op.CONCAT)
     if isinstance(layer, L.ChannelShuffle):
         return stage(Op.SHUFFLE)
     if isinstance(layer, L.Mul):
         return stage(Op.SCALE)
     if isinstance(layer, L.Flatten):
-        if ins[0].h != 1 or ins[0].w != 1:
-            raise _unsupported(name, layer, "flatten of a map larger than 1x1 (stream order "
-                               "would change)")
         return None
     if isinstance(layer, L.Activation):
         if isinstance(params, Q.QFused):

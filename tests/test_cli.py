@@ -90,7 +90,7 @@ def test_summary_json_options(capsys):
     (["summary", "shufflenet_v2", "--width", "0.75"], ["0.75"]),
     (["summary", "mobilenet_v2", "--resolution", "8"], ["8"]),
     (["summary", "missing.onnx"], ["'missing.onnx' does not exist"]),
-    (["summary", "squeezenet", "--wbits", "12"], ["between 4 and 8"]),
+    (["summary", "squeezenet", "--wbits", "12"], ["from 4 to 8", "12"]),
     (["golden", "squeezenet", "--input", "nope.npy", "--output", "y.npy"], ["'nope.npy' does not exist"]),
 ])
 def test_user_mistakes_give_one_line_and_exit_2(argv, fragments):
