@@ -222,6 +222,20 @@ def _convert(g: OnnxGraph, name: str, input_shape_hwc) -> tuple[Model, "Converte
     return model, conv
 
 
+def _check_finite_weights(model, path) -> None:
+    """A NaN or infinity in an initializer (or one a folded BatchNormalization made) would
+    reach every output; refuse it here, naming the layer, rather than at calibration."""
+    for name in model.weighted_layers():
+        node = model.graph.nodes[name]
+        for kind in ("weight", "bias"):
+            value = node.get(kind)
+            if value is not None and not np.isfinite(value).all():
+                bad = int(np.count_nonzero(~np.isfinite(value)))
+                where = f"ONNX file {path!r}" if path else "the ONNX model"
+                raise OnnxImportError(f"layer {name!r} of {where} has {bad:,} NaN or infinite "
+                                      f"{kind} values")
+
+
 def import_onnx(source, name: str | None = None) -> ImportedModel:
     """Import a float ONNX model (opsets 11-18 from torch.onnx or tf2onnx) into hwgen.
 
@@ -262,6 +276,7 @@ def import_onnx(source, name: str | None = None) -> ImportedModel:
     except Exception as e:  # a malformed graph must not surface as an internal error
         where = f"ONNX file {path!r}" if path else f"ONNX model {proto.graph.name!r}"
         raise OnnxImportError(f"cannot import {where}: {_first_line(e)}") from e
+    _check_finite_weights(model, path)
     out = conv.tensors[g.output]
     input_shape = [1, c, h, w] if layout == "NCHW" else [1, h, w, c]
     output_shape = list(conv.onnx_shape(out))

@@ -81,35 +81,7 @@ def test_summary_json_options(capsys):
     assert doc["layers"][-1]["out_shape"] == [1, 1, 10]
 
 
-# -- errors -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv, fragments", [
-    (["summary", "alexnet"], ["unknown model 'alexnet'", "squeezenet", "efficientnet_b0", ".onnx"]),
-    (["summary", "squeezenet", "--width", "0.5"], ["does not take --width", "--resolution"]),
-    (["summary", "efficientnet_b0", "--groups", "3"], ["does not take --groups"]),
-    (["summary", "shufflenet_v1", "--groups", "5"], ["5"]),
-    (["summary", "shufflenet_v2", "--width", "0.75"], ["0.75"]),
-    (["summary", "mobilenet_v2", "--resolution", "8"], ["8"]),
-    (["summary", "missing.onnx"], ["'missing.onnx' does not exist"]),
-    (["summary", "squeezenet", "--wbits", "12"], ["from 4 to 8", "12"]),
-    (["golden", "squeezenet", "--input", "nope.npy", "--output", "y.npy"], ["'nope.npy' does not exist"]),
-])
-def test_user_mistakes_give_one_line_and_exit_2(argv, fragments):
-    proc = run_process(*argv)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    message = proc.stderr.strip().splitlines()[-1]
-    for fragment in fragments:
-        assert fragment in message
-
-
-def test_corrupt_onnx_is_a_user_error(tmp_path):
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"\x00\x01 not a protobuf" * 10)
-    proc = run_process("summary", str(bad))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "bad.onnx" in proc.stderr
-
-
+# -- errors (every bad input through the real CLI: tests/test_bad_inputs.py) ---------------
 def test_options_are_rejected_for_onnx_files(tmp_path, capsys):
     path = tmp_path / "m.onnx"
     assert main(["export-onnx", "squeezenet1_1", "--resolution", "64", str(path)]) == 0

@@ -121,7 +121,7 @@ def ops_of(imported):
 
 # -- hand-built graphs ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize("opset", [11, 13, 17, 21])
 def test_fire_module(opset):
     n = Net((1, 3, 23, 23), opset)
     x = n.op("Relu", [n.conv("x", 3, 16, k=3, stride=2, pad=0, name="/features/features.0/Conv")])
@@ -136,7 +136,7 @@ def test_fire_module(opset):
     assert ops_of(imported).count("conv") == 4 and imported.output_shape == [1, 16, 5, 5]
 
 
-@pytest.mark.parametrize("opset", [10, 13, 18])
+@pytest.mark.parametrize("opset", [7, 10, 13, 18, 21])
 def test_depthwise_separable_with_batchnorm_and_relu6(opset):
     n = Net((1, 8, 14, 14), opset)
     x = n.clip6(n.bn(n.conv("x", 8, 8, k=3, stride=2, pad=(0, 0, 1, 1), group=8, bias=False,
@@ -477,6 +477,16 @@ def test_bad_inputs(shape, message):
     n = Net(shape)
     with pytest.raises(OnnxImportError, match=message.replace("(", r"\(").replace(")", r"\)")):
         import_onnx(n.model(n.op("Relu", ["x"])))
+
+
+def test_a_nan_weight_is_named_at_import():
+    n = Net((1, 3, 8, 8))
+    out = n.conv("x", 3, 4, k=3, name="first")
+    n.inits[0].CopyFrom(numpy_helper.from_array(
+        np.where(np.arange(4 * 3 * 9).reshape(4, 3, 3, 3) == 5, np.nan, 0.1).astype(np.float32),
+        n.inits[0].name))
+    with pytest.raises(OnnxImportError, match=r"layer 'first' .* has 1 NaN or infinite weight"):
+        import_onnx(n.model(out))
 
 
 def test_dynamic_batch_is_treated_as_one():
