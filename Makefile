@@ -1,5 +1,5 @@
 # hwgen: every target sets up .venv/ from PyPI on first use, so each one works on a fresh clone.
-#   make test                              the whole default test suite
+#   make test                              ruff, then the whole default test suite
 #   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator into build/<model>-<board>/
 #   make cosim MODEL=squeezenet BOARD=vc707 RES=64 FRAMES=3
 #                                          build, then co-simulate it on Verilator bit-exactly
@@ -39,6 +39,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check --quiet .
 	$(WITH_TOOLS) $(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)

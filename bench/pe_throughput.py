@@ -76,7 +76,8 @@ def main() -> int:
     per_frame_out = 12 * 12 * 9 * 8 // wp.simd
     busy, measured, speed, _ = measure(bench, "window", beats, FRAMES * per_frame_out,
                                        per_frame_out, per_frame_out)
-    print(f"{'SlidingWindow 12x12x8 K3':<28} {per_frame_out:>10} {measured:>13.1f} {busy:>7.4f} {speed:>13,.0f}")
+    print(f"{'SlidingWindow 12x12x8 K3':<28} {per_frame_out:>10} {measured:>13.1f} {busy:>7.4f} "
+          f"{speed:>13,.0f}")
     return 0
 
 

@@ -270,8 +270,9 @@ def cmd_golden(args) -> int:
         values, scales = (result, None) if keep else ({model.output: result}, None)
         y = values[model.output]
     else:
-        _progress(f"quantizing {model.name}: {args.abits}-bit activations, {args.wbits}-bit weights, "
-                  f"calibration on {'supplied images' if calibration is not None else 'seeded random inputs'}")
+        images = "supplied images" if calibration is not None else "seeded random inputs"
+        _progress(f"quantizing {model.name}: {args.abits}-bit activations, {args.wbits}-bit "
+                  f"weights, calibration on {images}")
         try:
             qmodel = quantize(model, QuantConfig(abits=args.abits, wbits=args.wbits),
                               calibration=calibration)

@@ -75,7 +75,8 @@ class AddParams:
             raise ValueError(f"shift must be an int in {nm.SHIFT_MIN}..{nm.SHIFT_MAX}, not {self.shift!r}")
         qmin, qmax = nm.qrange(self.bits)
         if not qmin <= self.lo <= self.hi <= qmax:
-            raise ValueError(f"bounds must satisfy {qmin} <= lo <= hi <= {qmax}, not [{self.lo!r}, {self.hi!r}]")
+            raise ValueError(f"bounds must satisfy {qmin} <= lo <= hi <= {qmax}, "
+                             f"not [{self.lo!r}, {self.hi!r}]")
         check_int(self.frame_beats, "frame_beats")
 
 
@@ -277,9 +278,9 @@ class ChannelScale(ProcessingElement):
 
     The gate (``C/simd`` beats per frame) is stored in one of two banks of a LUT RAM, read
     asynchronously at the pixel beat's channel group. While frame ``n`` is scaled, frame
-    ``n+1``'s gate loads into the other bank, so frames follow back to back. ``a`` is accepted only once its frame's gate is
-    complete. Pipeline: ``x * g`` (stage 1), ``* M`` (stage 2), rounding shift and clamp as
-    logic. Latency (from ``a``'s first transfer) 2.
+    ``n+1``'s gate loads into the other bank, so frames follow back to back. ``a`` is accepted
+    only once its frame's gate is complete. Pipeline: ``x * g`` (stage 1), ``* M`` (stage 2),
+    rounding shift and clamp as logic. Latency (from ``a``'s first transfer) 2.
 
     Parameters
     ----------

@@ -186,8 +186,10 @@ class VerilatorBench:
         n_tests, n_failed = get_results(Path(results))
         result_file = run_dir / "result.json"
         if n_failed or not result_file.exists():
-            log = (run_dir / "sim.log").read_text(errors="replace") if (run_dir / "sim.log").exists() else ""
-            tail = "\n".join(line for line in log.splitlines() if "Error" in line or "assert" in line.lower())[-3000:]
+            sim_log = run_dir / "sim.log"
+            log = sim_log.read_text(errors="replace") if sim_log.exists() else ""
+            tail = "\n".join(line for line in log.splitlines()
+                             if "Error" in line or "assert" in line.lower())[-3000:]
             raise AssertionError(f"{self.name}/{prefix}: simulation failed ({run_dir}):\n{tail}")
         raw = json.loads(result_file.read_text())
         beats = {n: np.array(raw["beats"][n], dtype=np.int64).reshape(-1, manifest["outputs"][n]["lanes"])

@@ -68,8 +68,8 @@ def test_summary_json_schema(capsys, model):
         assert set(layer) == {"name", "op", "kernel", "groups", "out_shape", "params", "macs"}
         assert layer["kernel"] is None or len(layer["kernel"]) == 2
         assert len(layer["out_shape"]) == 3
-    assert sum(l["params"] for l in doc["layers"]) == doc["total"]["params"]
-    assert sum(l["macs"] for l in doc["layers"]) == doc["total"]["macs"]
+    assert sum(layer["params"] for layer in doc["layers"]) == doc["total"]["params"]
+    assert sum(layer["macs"] for layer in doc["layers"]) == doc["total"]["macs"]
     assert doc["layers"][-1]["out_shape"][-1] == 1000
 
 

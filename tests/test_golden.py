@@ -99,8 +99,8 @@ def sqnr_report(sqnr: dict) -> str:
 
 
 def top1_agreement(qmodel, xs) -> float:
-    hits = [np.argmax(run_float(qmodel.model, x)) == np.argmax(run_quantized(qmodel, qmodel.quantize_input(x)))
-            for x in xs]
+    hits = [np.argmax(run_float(qmodel.model, x))
+            == np.argmax(run_quantized(qmodel, qmodel.quantize_input(x))) for x in xs]
     return float(np.mean(hits))
 
 

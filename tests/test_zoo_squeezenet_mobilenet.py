@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from dataflows.layers import Activation, Add, Concat, Conv2d, Linear, MaxPool, Mul, TensorShape
+from dataflows.layers import Activation, Add, Conv2d, Linear, MaxPool, Mul, TensorShape
 from dataflows.zoo.mobilenet import (mobilenet_v1, mobilenet_v2, mobilenet_v3_large,
                                      mobilenet_v3_small)
 from dataflows.zoo.squeezenet import squeezenet1_0, squeezenet1_0_caffe, squeezenet1_1

@@ -92,7 +92,8 @@ def test_behaviour_is_the_golden_semantics():
     a, b = np.full((1, 1, 4), 100), np.full((1, 1, 4), -50)
     p = add.params
     np.testing.assert_array_equal(add.behaviour(a, b),
-                                  nm.add_requantize(a, b, p.multiplier_a, p.multiplier_b, p.shift, p.lo, p.hi))
+                                  nm.add_requantize(a, b, p.multiplier_a, p.multiplier_b, p.shift,
+                                                    p.lo, p.hi))
     _, lut = CONFIGS["sigmoid"]
     assert lut.behaviour(np.array([-128]))[0] == lut.params.table[0]
 

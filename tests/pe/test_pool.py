@@ -122,7 +122,8 @@ def test_behaviour_equals_golden_pool(name):
     elif isinstance(ly, L.AvgPool):
         golden_out = golden.pool_int(ly, _qpool(ly, case.shape, 0.05, 0.04), frame)
     else:
-        golden_out = golden.pool_int(L.GlobalAvgPool(), _qpool(L.GlobalAvgPool(), case.shape, 0.05, 0.03), frame)
+        spec = _qpool(L.GlobalAvgPool(), case.shape, 0.05, 0.03)
+        golden_out = golden.pool_int(L.GlobalAvgPool(), spec, frame)
     np.testing.assert_array_equal(case.expected(frame), golden_out)
 
 
