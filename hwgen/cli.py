@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -57,58 +58,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- option types: each says what is valid when a value is not ----------------------------------
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
-
-
-def bit_width(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 4 <= value <= 8:
-        raise argparse.ArgumentTypeError(f"must be an integer from 4 to 8, not {text!r}")
-    return value
-
-
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text!r}")
-    return value
-
-
-def frame_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 2 (cycles per frame "
-                                         f"are measured between frames), not {text!r}")
-    return value
+def option_type(parse: Callable[[str], object], valid: Callable[[object], bool],
+                what: str) -> Callable[[str], object]:
+    """An argparse ``type=`` that parses with ``parse`` and accepts values ``valid`` holds
+    for; anything else is "must be {what}, not '...'"."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return value
+    return convert
 
 
 MAX_SEED = 2**32 - 1
 
-
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, not {text!r}")
-    return value
+positive_int = option_type(int, lambda v: v >= 1, "a positive integer")
+bit_width = option_type(int, lambda v: 4 <= v <= 8, "an integer from 4 to 8")
+positive_number = option_type(float, lambda v: math.isfinite(v) and v > 0,
+                              "a positive finite number")
+frame_count = option_type(int, lambda v: v >= 2, "an integer of at least 2 (cycles per frame "
+                          "are measured between frames)")
+seed = option_type(int, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
