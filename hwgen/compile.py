@@ -5,23 +5,59 @@ converters, MVU input buffers, fork/join FIFOs, then checks the result (FIFOs in
 the budget, tightening the pace if the FIFOs pushed it over. When even the most folded design
 does not fit, :func:`partition` cuts the stage chain where one stream crosses, into pieces run
 one after another (activations through DDR), and says which layer cannot fit if one cannot.
+
+Given a frame rate, the design is folded for its pace with the least hardware; partitions,
+which run one after another, share the frame time in proportion to their fastest paces. A pace
+no design within the budget reaches raises :class:`PaceUnreachableError`, saying the fastest
+one and what limits it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from numbers import Real
 
 from rtl_templates.resources import Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
-from .fold import (FitError, FoldResult, candidates, fold, insert_width_converters,
-                   pipeline_cycles, design_resources, _fits)
+from .fold import (DesignTooLargeError, FitError, FoldResult, Limit, PaceUnreachableError,
+                   RESOURCE_NAMES, _fits, candidates, design_resources, fastest_folding, fold,
+                   fold_for, fully_folded_cycles, insert_width_converters, limit_text,
+                   pace_message, pipeline_cycles, place_weights, slowest_stage)
 from .hwgraph import HwGraph
 from .latency import pipeline_latency
 from .lower import lower
 from .units import stage_resources
 
-__all__ = ["Compiled", "compile_model", "partition", "stage_latency", "FitError"]
+__all__ = ["Compiled", "compile_model", "partition", "stage_latency", "FitError",
+           "DesignTooLargeError", "LayerTooLargeError", "PaceUnreachableError", "Limit"]
+
+#: Refolds under a budget shrunk by the FIFOs' cost before falling back to fully folded.
+SQUEEZE_ROUNDS = 4
+
+
+class LayerTooLargeError(DesignTooLargeError):
+    """A run of stages that cannot be cut apart exceeds the budget even fully folded.
+
+    Attributes
+    ----------
+    layer : str
+        The model layer (or stage) of the run that needs the most block RAM.
+    first, last : str
+        The first and last stage of the run.
+    resource, needed, budget
+        As :class:`DesignTooLargeError`, for the whole run.
+    """
+
+    def __init__(self, layer: str, first: str, last: str, resource: str, needed: int,
+                 budget: int):
+        self.layer, self.first, self.last = layer, first, last
+        self.resource, self.needed, self.budget = resource, needed, budget
+        FitError.__init__(self, f"layer {layer!r} (with the stages it cannot be cut from: "
+                                f"{first} .. {last}) needs {needed:,} {RESOURCE_NAMES[resource]} "
+                                f"fully folded; the budget is {budget:,} (over by "
+                                f"{needed - budget:,})")
 
 
 @dataclass
@@ -34,46 +70,234 @@ class Compiled:
     cycles_per_frame: int
 
 
-def _finish(hw: HwGraph, budget: Resources, family, target, progress) -> Compiled:
-    """Fold, add converters and FIFOs; shrink the budget and refold if the FIFOs overflow it."""
-    base = hw
-    squeeze = Resources()
-    for _ in range(4):
-        hw = base.copy()
-        res_budget = Resources(**{k: max(0, getattr(budget, k) - getattr(squeeze, k))
-                                  for k in ("dsp", "bram18", "lut", "ff")})
-        fr = fold(hw, res_budget, family, target=target, progress=progress)
-        insert_width_converters(hw)
-        add_input_buffers(hw)
-        size_fifos(hw, pipeline_cycles(hw))
-        res = design_resources(hw, family)
+@dataclass(frozen=True)
+class _Pace:
+    """A requested frame rate at a clock, and how messages put paces."""
+
+    clock_mhz: float
+    fps: float
+
+    @property
+    def cycles(self) -> int:
+        """The most cycles per frame that still reach ``fps`` (0 if not even one)."""
+        return int(self.clock_mhz * 1e6 / self.fps)
+
+    def requested(self) -> str:
+        cycles = self.cycles
+        per_frame = f"{_cycles(cycles)} per frame" if cycles else "under 1 cycle per frame"
+        return f"{_rate(self.fps)} fps ({per_frame} at {self.clock_mhz:g} MHz)"
+
+    def figure(self, cycles: int) -> str:
+        return f"{_cycles(cycles)} per frame ({_rate(self.clock_mhz * 1e6 / cycles)} fps)"
+
+
+def _cycles(n: int) -> str:
+    return "1 cycle" if n == 1 else f"{n:,} cycles"
+
+
+def _rate(fps: float) -> str:
+    return f"{fps:,.0f}" if fps >= 100 else f"{fps:.3g}"
+
+
+def _check_fps(fps) -> None:
+    if isinstance(fps, bool) or not isinstance(fps, Real) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive finite number, not {fps!r}")
+
+
+def _plumb(hw: HwGraph, family) -> Resources:
+    """Add width converters, MVU input buffers and join FIFOs; the resources with them."""
+    insert_width_converters(hw)
+    add_input_buffers(hw)
+    size_fifos(hw, pipeline_cycles(hw))
+    return design_resources(hw, family)
+
+
+def _less(a: Resources, b: Resources) -> Resources:
+    """``a - b``, every count at least 0."""
+    return Resources(**{k: max(0, getattr(a, k) - getattr(b, k))
+                        for k in ("dsp", "bram18", "lut", "ff")})
+
+
+def _finish(hw: HwGraph, budget: Resources, family, progress) -> Compiled:
+    """The fastest design that fits ``budget`` with its FIFOs: fold, plumb, and if the FIFOs
+    push it over, fold again under a budget shrunk by their cost.
+
+    Raises
+    ------
+    DesignTooLargeError
+        Even fully folded the design (with its FIFOs, if they are what overflows) does not fit.
+    """
+    squeeze, over = Resources(), None
+    for _ in range(SQUEEZE_ROUNDS):
+        part = hw.copy()
+        try:
+            fr = fold(part, _less(budget, squeeze), family, progress=progress)
+        except DesignTooLargeError:
+            if over is None:    # the first round, under the whole budget
+                raise
+            break   # the shrunk budget leaves the stages no room; fully folded may still fit
+        res = _plumb(part, family)
         over = _fits(res, budget)
         if not over:
-            return Compiled(hw, fr, res, pipeline_cycles(hw))
-        if target is not None:
-            raise FitError(f"with its FIFOs the design needs {getattr(res, over)} {over}, the "
-                           f"budget is {getattr(budget, over)}")
-        squeeze = squeeze + Resources(**{k: max(0, getattr(res, k) - getattr(fr.resources, k))
-                                         for k in ("dsp", "bram18", "lut", "ff")})
-    raise FitError(f"the design does not settle under the budget ({over} over)")
+            return Compiled(part, fr, res, pipeline_cycles(part))
+        squeeze = squeeze + _less(res, fr.resources)   # the plumbing's cost
+    return _fully_folded(hw, budget, family, over)
+
+
+def _fully_folded(hw: HwGraph, budget: Resources, family, over: str) -> Compiled:
+    """The most folded design, for when shrinking the budget for the FIFOs overshot."""
+    part = hw.copy()
+    fold_for(part, fully_folded_cycles(part))
+    folded = place_weights(part, budget, family)
+    res = _plumb(part, family)
+    worst = _fits(res, budget)
+    if worst:
+        raise DesignTooLargeError(worst, getattr(res, worst), getattr(budget, worst),
+                                  what="the design with its FIFOs")
+    cycles = pipeline_cycles(part)
+    return Compiled(part, FoldResult(cycles, folded, Limit.BUDGET, over), res, cycles)
+
+
+def _at_pace(hw: HwGraph, budget: Resources, family, target: int, progress) -> Compiled | None:
+    """The least-hardware design at ``target`` cycles per frame that fits ``budget`` with its
+    FIFOs, or None."""
+    part = hw.copy()
+    try:
+        fr = fold(part, budget, family, target=target, progress=progress)
+    except (DesignTooLargeError, PaceUnreachableError):
+        return None
+    res = _plumb(part, family)
+    cycles = pipeline_cycles(part)
+    if cycles > target or _fits(res, budget):
+        return None
+    return Compiled(part, fr, res, cycles)
+
+
+def _needs(hw: HwGraph, budget: Resources, family, target: int) -> Resources:
+    """The resources of the least-hardware design at ``target``, FIFOs included."""
+    part = hw.copy()
+    fold_for(part, target)
+    place_weights(part, budget, family)
+    return _plumb(part, family)
+
+
+def _meeting(compiled: Compiled) -> Compiled:
+    """``compiled``, a design faster than asked, labelled as meeting the target."""
+    return replace(compiled, fold=replace(compiled.fold, limited_by=Limit.TARGET, resource=None))
+
+
+def _fastest(hw: HwGraph, budget: Resources, family, say, progress) -> list[tuple[HwGraph, Compiled]]:
+    """The fastest design within ``budget``, partitioned if it does not fit fully folded:
+    each piece's stages and its compiled design."""
+    try:
+        return [(hw, _finish(hw, budget, family, progress))]
+    except DesignTooLargeError as exc:
+        say(f"does not fit on chip ({exc}); partitioning")
+    pieces = partition(hw, budget, family)
+    say(f"{len(pieces)} partitions")
+    return [(p, _finish(p, budget, family, progress)) for p in pieces]
 
 
 def compile_model(qmodel, board, *, fps: float | None = None, progress=None) -> list[Compiled]:
-    """Compile ``qmodel`` for ``board``; one :class:`Compiled` per partition (one if it fits)."""
+    """Compile ``qmodel`` for ``board``; one :class:`Compiled` per partition (one if it fits).
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    board : Board
+    fps : float, optional
+        Frames per second to reach with the least hardware; by default as fast as the budget
+        allows. Partitions run one after another, so their cycles per frame add up.
+    progress : callable, optional
+        Called with one line per step.
+
+    Raises
+    ------
+    ValueError
+        If ``fps`` is not a positive finite number.
+    PaceUnreachableError
+        No design within the budget runs at ``fps``; the message gives the fastest.
+    DesignTooLargeError
+        A run of stages that cannot be cut apart (:class:`LayerTooLargeError`), or a partition
+        with its FIFOs, does not fit even fully folded.
+    """
+    if fps is not None:
+        _check_fps(fps)
     say = progress or (lambda msg: None)
     hw = lower(qmodel)
     say(f"lowered to {len(hw.graph)} stages")
     budget, family = board.budget(), board.family
-    target = None if fps is None else max(1, int(board.clock_mhz * 1e6 / fps))
+    if fps is None:
+        return [c for _, c in _fastest(hw, budget, family, say, progress)]
+    return _compile_for_pace(hw, budget, family, _Pace(float(board.clock_mhz), fps), say,
+                             progress)
+
+
+def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
+                      progress) -> list[Compiled]:
+    """The design at ``pace`` with the least hardware (see :func:`compile_model`)."""
+    target, bottleneck = pace.cycles, fastest_folding(hw)
+    if target >= bottleneck.cycles_per_frame:
+        whole = _at_pace(hw, budget, family, target, progress)
+        if whole is not None:
+            return [whole]
     try:
-        return [_finish(hw, budget, family, target, progress)]
+        pieces = _fastest(hw, budget, family, say, progress)
     except FitError as exc:
-        if target is not None or "even fully folded" not in str(exc):
-            raise
-        say(f"does not fit on chip ({exc}); partitioning")
-    parts = partition(hw, budget, family)
-    say(f"{len(parts)} partitions")
-    return [_finish(p, budget, family, None, progress) for p in parts]
+        if target >= bottleneck.cycles_per_frame:
+            raise   # the pace is not the problem: nothing fits
+        raise PaceUnreachableError(
+            f"{pace_message(pace.requested(), pace.figure, bottleneck, None, budget, '')}; "
+            f"no design fits the budget at any pace ({exc})",
+            target_cycles=target, fastest_cycles=None,
+            fastest_folding_cycles=bottleneck.cycles_per_frame, needs=None) from exc
+    fastest = sum(c.cycles_per_frame for _, c in pieces)
+    if fastest > target:
+        raise _unreachable(hw, budget, family, pace, bottleneck, [c for _, c in pieces])
+    if len(pieces) == 1:
+        # The target's own folding is over budget, yet the fastest design meets it.
+        return [_meeting(pieces[0][1])]
+    shares = [c.cycles_per_frame * target // fastest for _, c in pieces]
+    say(f"partition paces {', '.join(f'{t:,}' for t in shares)} cycles per frame")
+    return [_at_pace(p, budget, family, t, progress) or _meeting(c)
+            for (p, c), t in zip(pieces, shares)]
+
+
+def _unreachable(hw: HwGraph, budget: Resources, family, pace: _Pace, bottleneck,
+                 fastest: list[Compiled]) -> PaceUnreachableError:
+    """The error for a pace faster than the fastest design within the budget, ``fastest``."""
+    target = pace.cycles
+    needs = (_needs(hw, budget, family, target) if target >= bottleneck.cycles_per_frame
+             else None)
+    total = sum(c.cycles_per_frame for c in fastest)
+    if len(fastest) > 1:
+        limits = [_limit(c, budget, short=True) for c in fastest]
+        said = (f"each limited by {limits[0]}" if len(set(limits)) == 1 else
+                f"limited by {', '.join(limits[:-1])} and {limits[-1]}")
+        clause = (f"in {len(fastest)} partitions run one after another the fastest within the "
+                  f"budget is {pace.figure(total)} = "
+                  f"{' + '.join(f'{c.cycles_per_frame:,}' for c in fastest)}, {said}")
+    elif needs is None and total == bottleneck.cycles_per_frame:
+        clause = ""     # the fastest folding fits: the head names it
+    else:
+        clause = (f"within the budget the fastest is {pace.figure(total)}, "
+                  f"{_limit(fastest[0], budget)}")
+    return PaceUnreachableError(
+        pace_message(pace.requested(), pace.figure, bottleneck, needs, budget, clause),
+        target_cycles=target, fastest_cycles=total,
+        fastest_folding_cycles=bottleneck.cycles_per_frame, needs=needs)
+
+
+def _limit(compiled: Compiled, budget: Resources, *, short: bool = False) -> str:
+    """What set ``compiled``'s pace: ``"limited by the budget's 187 DSPs"``, ``"set by stage
+    'x' (...)"``; with ``short``, only the resource or the stage's name."""
+    fr, slowest = compiled.fold, slowest_stage(compiled.hw)
+    if compiled.cycles_per_frame > fr.cycles_per_frame or fr.limited_by is not Limit.BUDGET:
+        # A width converter or FIFO the folding did not see, or a stage at its fastest.
+        return f"stage {slowest.stage.name!r}" if short else f"set by {slowest}"
+    if short:
+        return f"the budget's {RESOURCE_NAMES[fr.resource]}"
+    return limit_text(fr, compiled.hw, budget)
 
 
 def _min_resources(hw: HwGraph, names, family) -> Resources:
@@ -106,7 +330,13 @@ def _segment(hw: HwGraph, names: list[str]) -> HwGraph:
 
 def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
     """Cut ``hw`` into runs of stages, each fitting ``budget`` fully folded, at points where
-    exactly one stream crosses. Raises :class:`FitError` naming the layer that cannot fit."""
+    exactly one stream crosses.
+
+    Raises
+    ------
+    LayerTooLargeError
+        A run of stages between two cuts does not fit even fully folded.
+    """
     order = [st.name for st in hw.stages()]
     index = {n: k for k, n in enumerate(order)}
     cuts = []   # positions k: one edge from order[:k+1] to order[k+1:]
@@ -134,10 +364,8 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
             res = _min_resources(hw, [worst], family)
             over = _fits(res, budget) or _fits(_min_resources(hw, names, family), budget)
             need = getattr(_min_resources(hw, names, family), over)
-            raise FitError(f"layer {hw.stage(worst).layer or worst!r} (with the stages it cannot "
-                           f"be cut from: {names[0]} .. {names[-1]}) needs {need} {over} fully "
-                           f"folded; the budget is {getattr(budget, over)} (over by "
-                           f"{need - getattr(budget, over)})")
+            raise LayerTooLargeError(hw.stage(worst).layer or worst, names[0], names[-1],
+                                     over, need, getattr(budget, over))
         parts.append(_segment(hw, order[start:best + 1]))
         start = best + 1
     return parts
@@ -146,4 +374,3 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
 def stage_latency(hw: HwGraph) -> int:
     """Estimated first-input-to-first-output cycles (:func:`hwgen.latency.pipeline_latency`)."""
     return pipeline_latency(hw)
-

@@ -3,8 +3,10 @@
 The pipeline's cycles per frame is its slowest stage's. :func:`fold_for` gives every stage the
 cheapest folding that keeps it at or under a target pace ``T`` (balancing the others to the
 bottleneck, which is what makes the MAC efficiency high); :func:`fold` searches the smallest
-``T`` whose design fits the board's budget, or, given a frame rate, folds for that rate with
-the least hardware.
+``T`` whose design fits the board's budget, or, given a target pace, folds for it with the
+least hardware. What set the pace is a :class:`Limit`; a design that does not fit even fully
+folded raises :class:`DesignTooLargeError`, a target no folding within the budget reaches
+:class:`PaceUnreachableError` (both :class:`FitError`).
 
 :func:`stage_cycles` is the closed form of the PEs' cycle models (``cycles_per_frame`` of the
 units :func:`hwgen.units.stage_units` builds) so the search need not build PEs for every
@@ -13,20 +15,84 @@ candidate; a test checks it equals the PE models on every stage of every zoo mod
 
 from __future__ import annotations
 
+import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rtl_templates.resources import MemoryStyle, Resources, memory_resources
 
 from .hwgraph import HwGraph, Op, Stage
 from .units import needs_window, stage_resources, stage_units, window_lanes
 
-__all__ = ["FitError", "FoldResult", "divisors", "stage_cycles", "fold_for", "fold",
+__all__ = ["FitError", "DesignTooLargeError", "PaceUnreachableError", "Limit", "FoldResult",
+           "Bottleneck", "RESOURCE_NAMES", "divisors", "stage_cycles", "fold_for", "fold",
+           "fastest_folding", "slowest_stage", "fully_folded_cycles", "over_budget",
            "design_resources", "insert_width_converters", "place_weights"]
 
 
+class Limit(str, enum.Enum):
+    """What set a folding's pace; the values are what ``report.json`` says (``limited_by``)."""
+
+    TARGET = "target"              # the requested pace was met
+    BUDGET = "budget"              # a faster folding exceeds the budget
+    FASTEST = "fastest folding"    # no folding is faster
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class FitError(ValueError):
-    """The model cannot fit the board; the message says what and by how much."""
+    """The model cannot be built for the board as asked; the message says what and by how much."""
+
+
+#: How messages name the resources.
+RESOURCE_NAMES = {"dsp": "DSPs", "bram18": "BRAM18s", "lut": "LUTs", "ff": "FFs"}
+
+
+class DesignTooLargeError(FitError):
+    """Even fully folded (the fewest lanes on every stage) the design exceeds the budget.
+
+    The compiler cuts such a design into partitions run one after another.
+
+    Attributes
+    ----------
+    resource : str
+        The first resource over budget (a :class:`Resources` field name, ``"bram18"``).
+    needed, budget : int
+        How many of it the fully folded design needs, and how many the budget has.
+    """
+
+    def __init__(self, resource: str, needed: int, budget: int, *, what: str = "the design"):
+        self.resource, self.needed, self.budget = resource, needed, budget
+        super().__init__(f"even fully folded {what} needs {needed:,} {RESOURCE_NAMES[resource]}; "
+                         f"the budget is {budget:,} (over by {needed - budget:,})")
+
+
+class PaceUnreachableError(FitError):
+    """No design within the budget runs at the requested pace.
+
+    Attributes
+    ----------
+    target_cycles : int
+        The requested pace, cycles per frame.
+    fastest_cycles : int or None
+        The fastest pace of a design within the budget (what folding without a target finds;
+        summed over the partitions when there are several), or ``None`` when no design fits.
+    fastest_folding_cycles : int
+        The fastest pace of any folding, whatever its resources: its bottleneck stage's
+        fastest folding.
+    needs : Resources or None
+        The resources of the least-hardware design at the requested pace, when a folding
+        reaches it (``None`` when the pace is faster than any folding).
+    """
+
+    def __init__(self, message: str, *, target_cycles: int, fastest_cycles: int | None,
+                 fastest_folding_cycles: int, needs: Resources | None):
+        super().__init__(message)
+        self.target_cycles = target_cycles
+        self.fastest_cycles = fastest_cycles
+        self.fastest_folding_cycles = fastest_folding_cycles
+        self.needs = needs
 
 
 #: DSPs of one output lane's requantization multiplier, for ranking foldings.
@@ -109,7 +175,7 @@ def fold_for(hw: HwGraph, target: int) -> None:
         cands = candidates(st)
         ok = [c for c in cands if stage_cycles(st, *c) <= target]
         if not ok:
-            best = min(cands, key=lambda c: (stage_cycles(st, *c), c[0] * c[1]))
+            best = _fastest_candidate(st)
         elif st.op.computes:
             def cost(c):
                 return c[0] * c[1] + REQUANT_DSPS * c[0]
@@ -118,6 +184,11 @@ def fold_for(hw: HwGraph, target: int) -> None:
         else:
             best = next((c for c in ok if c[1] == want), ok[0])
         st.pe, st.simd = best
+
+
+def _fastest_candidate(stage: Stage) -> tuple[int, int]:
+    """The fastest ``(pe, simd)`` of ``stage``, the fewest lanes among equally fast ones."""
+    return min(candidates(stage), key=lambda c: (stage_cycles(stage, *c), c[0] * c[1]))
 
 
 def _in_lanes(stage: Stage, c) -> int:
@@ -168,61 +239,227 @@ def pipeline_cycles(hw: HwGraph) -> int:
     return max(stage_cycles(st, st.pe, st.simd) for st in hw.stages())
 
 
+def _foldable(hw: HwGraph) -> list[Stage]:
+    """The stages :func:`fold_for` folds (width converters and FIFOs follow their neighbours)."""
+    return [st for st in hw.stages() if st.op not in (Op.WIDTH, Op.FIFO)]
+
+
+def fully_folded_cycles(hw: HwGraph) -> int:
+    """The pace at which every stage can take its cheapest folding."""
+    return max(stage_cycles(st, *candidates(st)[0]) for st in _foldable(hw))
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """A stage at a folding that sets a pipeline's pace.
+
+    Attributes
+    ----------
+    stage : Stage
+    pe, simd : int
+        The folding.
+    cycles_per_frame : int
+        The stage's cycles per frame at that folding.
+    """
+
+    stage: Stage
+    pe: int
+    simd: int
+    cycles_per_frame: int
+
+    def __str__(self) -> str:
+        st = self.stage
+        if st.op is Op.WIDTH:
+            return f"stage {st.name!r} (width converter, {st.extra['simd_in']} to {st.simd} lanes)"
+        if st.op is Op.FIFO:
+            return f"stage {st.name!r} (FIFO, {st.simd} lanes)"
+        fastest = stage_cycles(self.stage, *_fastest_candidate(self.stage))
+        at = " at its fastest folding" if self.cycles_per_frame <= fastest else ""
+        return (f"stage {self.stage.name!r} ({self.stage.op.value}, PE {self.pe} x SIMD "
+                f"{self.simd}{at})")
+
+
+def fastest_folding(hw: HwGraph) -> Bottleneck:
+    """The stage whose fastest folding is the slowest: no folding of ``hw`` runs faster."""
+    worst = None
+    for st in _foldable(hw):
+        pe, simd = _fastest_candidate(st)
+        cycles = stage_cycles(st, pe, simd)
+        if worst is None or cycles > worst.cycles_per_frame:
+            worst = Bottleneck(st, pe, simd, cycles)
+    return worst
+
+
+def slowest_stage(hw: HwGraph) -> Bottleneck:
+    """The first stage (in stage order) that sets ``hw``'s pace at its current folding."""
+    st = max(hw.stages(), key=lambda s: stage_cycles(s, s.pe, s.simd))
+    return Bottleneck(st, st.pe, st.simd, stage_cycles(st, st.pe, st.simd))
+
+
 @dataclass(frozen=True)
 class FoldResult:
-    """The pace the search settled on and why."""
+    """The pace a folding settled on and what set it.
+
+    Attributes
+    ----------
+    cycles_per_frame : int
+    resources : Resources
+        Of the folded stages (width converters and FIFOs come later).
+    limited_by : Limit
+        ``Limit.TARGET`` only when a requested pace was met.
+    resource : str or None
+        With ``Limit.BUDGET``: the resource the next faster folding tried exceeds.
+    """
 
     cycles_per_frame: int
     resources: Resources
-    limited_by: str
+    limited_by: Limit
+    resource: str | None = None
+
+
+def over_budget(res: Resources, budget: Resources) -> list[str]:
+    """The resources of ``res`` over ``budget``, in the order DSP, BRAM18, LUT, FF."""
+    return [name for name in ("dsp", "bram18", "lut", "ff")
+            if getattr(res, name) > getattr(budget, name)]
 
 
 def _fits(res: Resources, budget: Resources) -> str | None:
     """The first resource over budget, or None."""
-    for name in ("dsp", "bram18", "lut", "ff"):
-        if getattr(res, name) > getattr(budget, name):
-            return name
-    return None
+    over = over_budget(res, budget)
+    return over[0] if over else None
 
 
-def fold(hw: HwGraph, budget: Resources, family, *, target: int | None = None,
-         progress=None) -> FoldResult:
-    """Fold ``hw`` for the smallest pace that fits ``budget`` (or for ``target`` cycles per
-    frame when given). Raises :class:`FitError` when even the slowest folding does not fit."""
-    slow = max(stage_cycles(st, *candidates(st)[0]) for st in hw.stages()
-               if st.op not in (Op.WIDTH, Op.FIFO))
-    fast = max(min(stage_cycles(st, *c) for c in candidates(st)) for st in hw.stages()
-               if st.op not in (Op.WIDTH, Op.FIFO))
+def over_text(res: Resources, budget: Resources) -> str:
+    """``"5,404 DSPs (the budget is 2,380, over by 3,024)"``, for every resource over."""
+    return " and ".join(
+        f"{getattr(res, r):,} {RESOURCE_NAMES[r]} (the budget is {getattr(budget, r):,}, over "
+        f"by {getattr(res, r) - getattr(budget, r):,})" for r in over_budget(res, budget))
 
-    def evaluate(t):
-        fold_for(hw, t)
-        return place_weights(hw, budget, family)
 
-    if target is not None:
-        res = evaluate(max(target, fast))
-        over = _fits(res, budget)
-        if over:
-            raise FitError(f"reaching {target} cycles per frame needs {getattr(res, over)} "
-                           f"{over}, the budget is {getattr(budget, over)}")
-        return FoldResult(pipeline_cycles(hw), res, "target")
-    res = evaluate(slow)
+def limit_text(result: FoldResult, hw: HwGraph, budget: Resources) -> str:
+    """What set the pace of ``hw``, folded as ``result`` says: ``"limited by the budget's 187
+    DSPs"`` or ``"set by stage 'x' (...)"``."""
+    if result.limited_by is Limit.BUDGET:
+        return (f"limited by the budget's {getattr(budget, result.resource):,} "
+                f"{RESOURCE_NAMES[result.resource]}")
+    if result.limited_by is Limit.FASTEST:
+        return f"set by {slowest_stage(hw)}"
+    return "which meets the target"
+
+
+def pace_message(requested: str, figure, bottleneck: Bottleneck, needs: Resources | None,
+                 budget: Resources, fastest: str) -> str:
+    """One line saying why the pace ``requested`` cannot be reached.
+
+    Parameters
+    ----------
+    requested : str
+        The pace asked for, as the user gave it (``"200,000 fps (1,250 cycles per frame at
+        250 MHz)"``).
+    figure : callable
+        Formats a pace in cycles per frame (with its frame rate when the clock is known).
+    bottleneck : Bottleneck
+        :func:`fastest_folding` of the design.
+    needs : Resources or None
+        The resources of the design at the requested pace; ``None`` if no folding reaches it.
+    budget : Resources
+    fastest : str
+        The fastest design within the budget and what limits it; empty when that is the
+        fastest folding, already named.
+    """
+    if needs is None:
+        head = (f"{requested} is out of reach: the fastest folding runs at "
+                f"{figure(bottleneck.cycles_per_frame)}, set by {bottleneck}")
+    else:
+        head = f"reaching {requested} needs {over_text(needs, budget)}"
+    return head + (f"; {fastest}" if fastest else "")
+
+
+def _fold_and_place(hw: HwGraph, budget: Resources, family, target: int) -> Resources:
+    fold_for(hw, target)
+    return place_weights(hw, budget, family)
+
+
+def _fold_fastest(hw: HwGraph, budget: Resources, family, progress) -> FoldResult:
+    """Fold ``hw`` for the smallest pace whose design fits ``budget`` (a bisection between the
+    fastest and the fully folded pace, to within 0.2%)."""
+    slow = fully_folded_cycles(hw)
+    res = _fold_and_place(hw, budget, family, slow)
     over = _fits(res, budget)
     if over:
-        raise FitError(f"even fully folded the design needs {getattr(res, over)} {over}; "
-                       f"the budget is {getattr(budget, over)} "
-                       f"(over by {getattr(res, over) - getattr(budget, over)})")
-    lo, hi = fast, slow            # hi fits; find the smallest fitting pace
+        raise DesignTooLargeError(over, getattr(res, over), getattr(budget, over))
+    fast = fastest_folding(hw).cycles_per_frame
+    res = _fold_and_place(hw, budget, family, fast)
+    over = _fits(res, budget)
+    if over is None:
+        return FoldResult(pipeline_cycles(hw), res, Limit.FASTEST)
+    lo, hi = fast, slow            # hi fits, fast does not: find the smallest fitting pace
     while hi - lo > max(1, hi // 500):
         mid = (lo + hi) // 2
         if progress:
             progress(f"folding: try {mid} cycles/frame")
-        if _fits(evaluate(mid), budget):
-            lo = mid + 1
+        miss = _fits(_fold_and_place(hw, budget, family, mid), budget)
+        if miss:
+            lo, over = mid + 1, miss
         else:
             hi = mid
-    res = evaluate(hi)
-    limited = "fastest folding" if pipeline_cycles(hw) <= fast else "budget"
-    return FoldResult(pipeline_cycles(hw), res, limited)
+    res = _fold_and_place(hw, budget, family, hi)
+    cycles = pipeline_cycles(hw)
+    if cycles <= fast:
+        return FoldResult(cycles, res, Limit.FASTEST)
+    return FoldResult(cycles, res, Limit.BUDGET, over)
+
+
+def fold(hw: HwGraph, budget: Resources, family, *, target: int | None = None,
+         progress=None) -> FoldResult:
+    """Fold ``hw`` for the fastest pace whose design fits ``budget``, or, given ``target``,
+    for that pace with the least hardware.
+
+    Parameters
+    ----------
+    hw : HwGraph
+        Folded in place (on an error, at some folding the search tried).
+    budget : Resources
+    family : DeviceFamily
+    target : int, optional
+        Cycles per frame to reach.
+    progress : callable, optional
+        Called with a line per step of the search.
+
+    Returns
+    -------
+    FoldResult
+        ``limited_by`` is ``Limit.TARGET`` only when the pace is at or under ``target``.
+
+    Raises
+    ------
+    DesignTooLargeError
+        Even fully folded the design exceeds ``budget``.
+    PaceUnreachableError
+        No folding within ``budget`` runs at ``target`` cycles per frame.
+    """
+    if target is None:
+        return _fold_fastest(hw, budget, family, progress)
+    res = _fold_and_place(hw, budget, family, target)
+    cycles = pipeline_cycles(hw)
+    if cycles <= target and _fits(res, budget) is None:
+        return FoldResult(cycles, res, Limit.TARGET)
+    needs = res if cycles <= target else None
+    fastest = _fold_fastest(hw, budget, family, progress)
+    if fastest.cycles_per_frame <= target:
+        # Resources need not fall with the pace (fewer lanes reshape the weight ROMs): the
+        # target's own folding is over budget, a faster one is not.
+        return replace(fastest, limited_by=Limit.TARGET, resource=None)
+    bottleneck = fastest_folding(hw)
+    said = needs is None and fastest.limited_by is Limit.FASTEST
+    clause = "" if said else (f"within the budget the fastest is "
+                              f"{fastest.cycles_per_frame:,} cycles per frame, "
+                              f"{limit_text(fastest, hw, budget)}")
+    raise PaceUnreachableError(
+        pace_message(f"{target:,} cycles per frame", lambda c: f"{c:,} cycles per frame",
+                     bottleneck, needs, budget, clause),
+        target_cycles=target, fastest_cycles=fastest.cycles_per_frame,
+        fastest_folding_cycles=bottleneck.cycles_per_frame, needs=needs)
 
 
 def insert_width_converters(hw: HwGraph) -> None:

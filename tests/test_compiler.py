@@ -12,7 +12,7 @@ from boards import get_board
 from dataflows.quantize import QuantConfig, quantize
 from dataflows.source import load_model
 from hwgen.cli import main
-from hwgen.compile import FitError, compile_model
+from hwgen.compile import LayerTooLargeError, compile_model
 from hwgen.fifo_sizing import JOINS
 from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
 from hwgen.hwgraph import Op
@@ -128,8 +128,12 @@ def test_weights_move_into_luts_when_block_ram_runs_out():
 
 def test_a_layer_that_cannot_fit_is_named():
     q = quantized("efficientnet_b0")
-    with pytest.raises(FitError, match=r"layer '.*' .* needs \d+ \w+ .*\(over by \d+\)"):
+    with pytest.raises(LayerTooLargeError,
+                       match=r"^layer '.*' .* needs [\d,]+ \w+ .*\(over by [\d,]+\)") as info:
         compile_model(q, get_board("ecp5-85f"))
+    exc = info.value
+    assert exc.needed > exc.budget == getattr(get_board("ecp5-85f").budget(), exc.resource)
+    assert exc.layer in str(exc) and exc.first in str(exc) and exc.last in str(exc)
 
 
 def test_grouped_conv_lowered_as_block_diagonal():
