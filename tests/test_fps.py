@@ -206,3 +206,21 @@ def test_a_design_too_large_even_fully_folded_is_typed(mobilenet):
     exc = info.value
     assert exc.resource == "bram18" and exc.budget == 10 and exc.needed > 10
     assert str(exc).startswith(f"even fully folded the design needs {exc.needed:,} BRAM18s")
+
+
+@pytest.mark.parametrize("name, options", [
+    ("squeezenet", {"resolution": 32}),
+    ("mobilenet_v3_small", {"resolution": 32, "width": 0.5}),
+    ("shufflenet_v2", {"resolution": 32, "width": 0.5}),
+    ("efficientnet_b0", {"resolution": 32}),
+])
+def test_width_converters_do_not_slow_the_pace(name, options):
+    """A converter passes through gcd(a, b) lanes: a folding whose converter would be slower
+    than the pace is avoided (these four ran 1.2x to 2.5x slower than folded for)."""
+    hw = lower(quantized(name, **options))
+    fast = fastest_folding(hw).cycles_per_frame
+    for target in (fast, 4 * fast):
+        folded = hw.copy()
+        fold_for(folded, target)
+        insert_width_converters(folded)
+        assert pipeline_cycles(folded) <= target
