@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, replace
 from numbers import Real
 
+import networkx as nx
 from rtl_templates.resources import Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
@@ -312,18 +313,25 @@ def _min_resources(hw: HwGraph, names, family) -> Resources:
 def _segment(hw: HwGraph, names: list[str]) -> HwGraph:
     """The stages ``names`` (a contiguous run between single-stream cuts) as a graph."""
     out = hw.copy()
-    out.graph = out.graph.subgraph(names).copy()
-    if hw.input is not None and hw.input[0] in names:
+    keep = set(names)
+    # Nodes in the order of ``names``, edges in ``hw``'s: a networkx subgraph iterates a set
+    # of the names, and the stage order (hence the Verilog) followed the string hash seed.
+    graph = nx.DiGraph()
+    graph.add_nodes_from((n, out.graph.nodes[n]) for n in names)
+    graph.add_edges_from((u, v, d) for u, v, d in out.graph.edges(data=True)
+                         if u in keep and v in keep)
+    out.graph = graph
+    if hw.input is not None and hw.input[0] in keep:
         out.input = hw.input
     else:
         (u, v, d), = [(u, v, d) for u, v, d in hw.graph.edges(data=True)
-                      if u not in names and v in names]
+                      if u not in keep and v in keep]
         out.input = (v, d["dst_port"])
         src = hw.stage(u)
         out.input_shape = hw.stage(v).in_shapes[0]
         out.input_bits = src.bits
     leaving = [(u, d["src_port"]) for u, v, d in hw.graph.edges(data=True)
-               if u in names and v not in names]
+               if u in keep and v not in keep]
     out.output = leaving[0] if leaving else hw.output
     return out
 

@@ -4,6 +4,9 @@ emission determinism and the CLI's errors. (Co-simulation: tests/test_network_co
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -177,6 +180,31 @@ def test_build_is_deterministic_and_writes_the_report(tmp_path, capsys):
         assert (tmp_path / "a" / f).is_file()
     hexes = sorted(p.name for p in (tmp_path / "a" / "weights").iterdir())
     assert hexes and hexes == sorted(p.name for p in (tmp_path / "b" / "weights").iterdir())
+
+
+def test_partitioned_build_does_not_depend_on_the_hash_seed(tmp_path):
+    """Two processes with different string hash seeds write the same bytes for a design cut
+    into partitions (a networkx subgraph once ordered a partition's stages by the seed)."""
+    args = ["build", "mobilenet_v1", "--width", "0.5", "--resolution", "32",
+            "--num-classes", "10", "--board", "pynq-z2"]
+    runs = {seed: subprocess.Popen([sys.executable, "-m", "hwgen", *args,
+                                    "--out", str(tmp_path / seed)],
+                                   env={**os.environ, "PYTHONHASHSEED": seed},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for seed in ("1", "2")}
+    for seed, run in runs.items():
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err.decode()[-2000:]
+
+    def outputs(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.suffix in (".v", ".hex") or p.name in ("report.json", "report.md")}
+    one, two = outputs(tmp_path / "1"), outputs(tmp_path / "2")
+    tops = [p for p in one if p.name == "hwgen_top.v"]
+    assert len(tops) == 3 and all(p.parent.name.startswith("partition") for p in tops)
+    assert any(p.suffix == ".hex" for p in one)
+    assert one.keys() == two.keys()
+    assert [p for p in one if one[p] != two[p]] == []
 
 
 def test_verilog_does_not_depend_on_the_number_of_cpus(tmp_path):
