@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dataflows.quantize import QuantConfig, quantize
 
+from .capacity import check_layers_fit
 from .compile import Compiled, compile_model, stage_latency
 from .emit import Emitted, emit
 from .outputs import check_output_dir, replacing_dir
@@ -177,6 +178,7 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
     model = loaded.model
     say(f"model {model.name}: {model.params:,} params, {model.macs / 1e6:.1f}M MACs, "
         f"input {tuple(model.input_shape)}")
+    check_layers_fit(model, board, abits=opts.abits, wbits=opts.wbits)   # before calibration
     q = quantize(model, QuantConfig(abits=opts.abits, wbits=opts.wbits,
                                     calibration_images=opts.calibration_images))
     say(f"quantized to int{opts.abits} activations, int{opts.wbits} weights")

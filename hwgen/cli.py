@@ -293,8 +293,7 @@ def _build(args, *, on_chip_only: bool = False):
     from boards import UnknownBoardError
     from dataflows.source import ModelSourceError
     from .build import BuildOptions, NotOnChipError, build
-    from .compile import FitError
-    UnreachablePaceError = FitError  # TODO(helper): the typed error
+    from .compile import FitError, PaceUnreachableError
     from .lower import LoweringError
     try:
         opts = BuildOptions(model=args.model, board=args.board, fps=args.fps,
@@ -303,7 +302,7 @@ def _build(args, *, on_chip_only: bool = False):
         return build(opts, progress=_progress)
     except (UnknownBoardError, ModelSourceError, LoweringError, OutputError) as exc:
         raise UserError(str(exc)) from None
-    except (UnreachablePaceError, NotOnChipError) as exc:
+    except (PaceUnreachableError, NotOnChipError) as exc:
         raise UserError(f"{args.model} on {args.board}: {exc}") from None
     except FitError as exc:
         raise UserError(f"{args.model} does not fit {args.board}: {exc}") from None

@@ -159,6 +159,9 @@ CASES = [
      ["GiB of memory for", "weights", "this machine has"]),
     (["build", "squeezenet", "--board", "vc707", "--num-classes", "100000000"],
      ["GiB of memory for 51,300,735,424 weights"]),
+    (["build", "mobilenet_v1", "--board", "pynq-z2"],
+     ["does not fit pynq-z2: layer 'Conv2d_13_pointwise' needs at least 8.4 Mbit of on-chip "
+      "memory for its 1,048,576 8-bit weights"]),
     (["build", "wide.onnx", "--board", "vc707"], ["node 'odd_conv' (Conv2d): kernel (1, 7) is not square"]),
     (["build", "stride3.onnx", "--board", "vc707"], ["stride (3, 3) is not 1 or 2"]),
     (["cosim", *SMALL_BUILD, "--frames", "1"], ["--frames: must be an integer of at least 2"]),
@@ -278,6 +281,17 @@ def test_ctrl_c_during_the_verilator_build_leaves_no_cache_entry(place):
     assert not cache.exists() or not any(p.is_dir() for p in cache.iterdir())
     assert (place / "hw" / "build.json").is_file()      # the finished build stays, whole
     assert not (place / "hw" / "cosim.json").exists()
+
+
+def test_a_line_buffer_larger_than_the_board_is_refused_from_shapes_alone():
+    from boards import get_board
+    from dataflows.zoo import build
+    from hwgen.capacity import LayerMemoryError, check_layers_fit
+    model = build("squeezenet", weights=False, resolution=50_000)   # no weights: instant
+    with pytest.raises(LayerMemoryError, match=r"layer 'conv1' needs at least 8.4 Mbit .* for "
+                       r"its line buffer \(7 rows of 50000x3 8-bit values\)") as err:
+        check_layers_fit(model, get_board("ecp5-85f"), abits=8, wbits=8)
+    assert err.value.needed_bits == 7 * 50_000 * 3 * 8 > err.value.budget_bits
 
 
 # -- the cache and private folders ---------------------------------------------------------------
