@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, replace
 from numbers import Real
 
-import networkx as nx
 from rtl_templates.resources import Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
@@ -26,7 +25,7 @@ from .fold import (DesignTooLargeError, FitError, FoldResult, Limit, PaceUnreach
                    RESOURCE_NAMES, _fits, candidates, design_resources, fastest_folding, fold,
                    fold_for, fully_folded_cycles, insert_width_converters, limit_text,
                    pace_message, pipeline_cycles, place_weights, slowest_stage)
-from .hwgraph import HwGraph
+from .hwgraph import HwGraph, ordered_subgraph
 from .latency import pipeline_latency
 from .lower import lower
 from .units import stage_resources
@@ -314,13 +313,7 @@ def _segment(hw: HwGraph, names: list[str]) -> HwGraph:
     """The stages ``names`` (a contiguous run between single-stream cuts) as a graph."""
     out = hw.copy()
     keep = set(names)
-    # Nodes in the order of ``names``, edges in ``hw``'s: a networkx subgraph iterates a set
-    # of the names, and the stage order (hence the Verilog) followed the string hash seed.
-    graph = nx.DiGraph()
-    graph.add_nodes_from((n, out.graph.nodes[n]) for n in names)
-    graph.add_edges_from((u, v, d) for u, v, d in out.graph.edges(data=True)
-                         if u in keep and v in keep)
-    out.graph = graph
+    out.graph = ordered_subgraph(out.graph, names)
     if hw.input is not None and hw.input[0] in keep:
         out.input = hw.input
     else:

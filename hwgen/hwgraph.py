@@ -18,7 +18,7 @@ import networkx as nx
 
 from dataflows.layers import TensorShape
 
-__all__ = ["Op", "Stage", "HwGraph", "truncated"]
+__all__ = ["Op", "Stage", "HwGraph", "ordered_subgraph", "truncated"]
 
 
 class Op(enum.Enum):
@@ -199,11 +199,23 @@ class HwGraph:
         return out
 
 
+def ordered_subgraph(graph: nx.DiGraph, names: list[str]) -> nx.DiGraph:
+    """The stages ``names`` of ``graph`` with the streams between them: nodes in the order of
+    ``names``, edges in ``graph``'s. (networkx's ``subgraph`` iterates a set of the names, so
+    the stage order, and with it the Verilog, would follow the string hash seed.)"""
+    keep = set(names)
+    out = nx.DiGraph()
+    out.add_nodes_from((n, graph.nodes[n]) for n in names)
+    out.add_edges_from((u, v, d) for u, v, d in graph.edges(data=True)
+                       if u in keep and v in keep)
+    return out
+
+
 def truncated(hw: HwGraph, stage_name: str) -> HwGraph:
     """A copy of ``hw`` that ends at ``stage_name``'s output ``o`` (everything not feeding it
     dropped): co-simulating prefixes locates the first stage that diverges."""
     keep = nx.ancestors(hw.graph, stage_name) | {stage_name}
     out = hw.copy()
-    out.graph = out.graph.subgraph(keep).copy()
+    out.graph = ordered_subgraph(out.graph, [n for n in out.graph.nodes if n in keep])
     out.output = (stage_name, "o")
     return out
