@@ -90,11 +90,23 @@ def test_options_are_rejected_for_onnx_files(tmp_path, capsys):
 
 
 def test_build_reports_progress_and_writes_the_design(tmp_path, capsys):
-    code, out, err = run(capsys, "build", "squeezenet1_1", "--resolution", "32", "--board",
-                         "vc707", "--fps", "1000", "--out", str(tmp_path))
+    out_dir = tmp_path / "hw"
+    args = ["build", "squeezenet1_1", "--resolution", "32", "--board", "vc707", "--fps", "1000",
+            "--out", str(out_dir)]
+    code, out, err = run(capsys, *args)
     assert code == 0
     assert "[hwgen] lowered to" in err and "[hwgen] wrote" in err
-    assert (tmp_path / "report.json").is_file() and (tmp_path / "hwgen_top.v").is_file()
+    assert (out_dir / "report.json").is_file() and (out_dir / "hwgen_top.v").is_file()
+    first = sorted(p.relative_to(out_dir) for p in out_dir.rglob("*"))
+    # What an earlier, different build left: a rebuild replaces the folder whole.
+    stale = [out_dir / "partition1" / "hwgen_top.v", out_dir / "cosim.json",
+             out_dir / "weights" / "rom_0000.hex"]
+    for f in stale:
+        f.parent.mkdir(exist_ok=True)
+        f.write_text("stale\n")
+    assert run(capsys, *args)[0] == 0
+    assert sorted(p.relative_to(out_dir) for p in out_dir.rglob("*")) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hw"]     # no private folder left
 
 
 # -- golden and export ------------------------------------------------------------------------
