@@ -77,9 +77,14 @@ def check_output_dir(path: Path, what: str, *, owned_by: str) -> None:
     Raises
     ------
     OutputError
-        If ``path`` is a file, holds files this tool did not write, or cannot be written.
+        If ``path`` is a file, holds files this tool did not write, holds the current folder,
+        or cannot be written.
     """
     path = Path(path)
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise OutputError(f"{what} {str(path)!r} holds the current folder; it is replaced whole, "
+                          "so give a folder outside it")
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise OutputError(f"{what} {str(path)!r} is a file, not a folder")

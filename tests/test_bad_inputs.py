@@ -151,6 +151,8 @@ CASES = [
      ["output folder 'afile' is a file, not a folder"]),
     (["build", "squeezenet", "--board", "vc707", "--out", "theirs"],
      ["output folder 'theirs' holds files hwgen did not write (notes.txt)"]),
+    (["build", "squeezenet", "--board", "vc707", "--out", "."],
+     ["output folder '.' holds the current folder"]),
     (["build", "squeezenet", "--board", "vc707", "--out", "afile/sub"], ["afile' is a file, not a folder"]),
     (["build", "squeezenet", "--board", "vc707", "--out", UNWRITABLE], ["cannot write in '/proc'"]),
     (["build", "squeezenet", "--board", "vc707", "--resolution", "100000"],
