@@ -215,7 +215,9 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
                  "wbits": opts.wbits, "model_options": opts.model_options}, indent=2) + "\n")
     emitted = [_moved(e, work, out_dir) for e in emitted]
     seconds = time.perf_counter() - start
-    say(f"wrote {out_dir}/ (report.md, report.json, hwgen_top.v, weights/) in {seconds:.1f} s")
+    design = ("hwgen_top.v, weights/" if len(parts) == 1
+              else f"partition0/ .. partition{len(parts) - 1}/, each hwgen_top.v and weights/")
+    say(f"wrote {out_dir}/ (report.md, report.json, {design}) in {seconds:.1f} s")
     return BuildResult(out_dir, q, loaded, board, parts, emitted, report, seconds)
 
 
