@@ -393,7 +393,8 @@ def _parser() -> argparse.ArgumentParser:
                    "hardware (default: as fast as the budget allows)")
     p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
     p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default build/<model>-<board>)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default "
+                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("cosim", help="build, then co-simulate the design on Verilator",
@@ -403,14 +404,15 @@ def _parser() -> argparse.ArgumentParser:
                        "output with the golden model. Writes cosim.json next to the report; "
                        "on a mismatch names the first diverging stage. Exit 1 if not "
                        "bit-exact. Verilator builds are cached by content in "
-                       f"{cosim_cache_dir()} (${CACHE_ENV} moves the cache; the default "
-                       "is $XDG_CACHE_HOME/hwgen or ~/.cache/hwgen).")
+                       f"{cosim_cache_dir()} (the cosim folder under ${CACHE_ENV} if set, "
+                       "else under $XDG_CACHE_HOME/hwgen or ~/.cache/hwgen).")
     _add_model_args(p)
     p.add_argument("--board", required=True, help="target board")
     p.add_argument("--fps", type=positive_number, help="frames per second to fold for (default: fastest)")
     p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
     p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default build/<model>-<board>)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default "
+                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
     p.add_argument("--frames", type=frame_count, default=3, help="images to stream (>= 2)")
     p.add_argument("--seed", type=seed, default=0,
                    help=f"seed of the images and stalls (0 to {MAX_SEED})")
