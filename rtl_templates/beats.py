@@ -1,6 +1,7 @@
 """Frames to beats and back: the stream order of docs/streams.md as numpy.
 
-The behaviour models and the testbenches both use these, so the order is defined once.
+The behaviour models and the testbenches both use these, so the order is defined once
+(:func:`frame_to_beats` lives with the host programs' framing, which must stand alone).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from enum import Enum
 
 import numpy as np
 
+from boards.host.frames import frame_to_beats
 from dataflows import tensor_ops
 
 __all__ = ["frame_to_beats", "beats_to_frame", "WindowOrder", "window_beats"]
@@ -17,13 +19,6 @@ __all__ = ["frame_to_beats", "beats_to_frame", "WindowOrder", "window_beats"]
 def _check_fold(channels: int, lanes: int) -> None:
     if lanes < 1 or channels % lanes:
         raise ValueError(f"{channels} channels do not fold into beats of {lanes} lanes")
-
-
-def frame_to_beats(frame: np.ndarray, lanes: int) -> np.ndarray:
-    """An (H, W, C) frame as (H*W*C/lanes, lanes) beats: pixels row-major, channels fastest."""
-    frame = np.asarray(frame, dtype=np.int64)
-    _check_fold(frame.shape[-1], lanes)
-    return frame.reshape(-1, lanes)
 
 
 def beats_to_frame(beats: np.ndarray, shape) -> np.ndarray:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.host.frames import pack_beats, unpack_beats, words_per_beat
 from hwgen.outputs import private_dir, remove_abandoned
 
 from .bench import VERILATOR_ARGS, _ensure_verilator_on_path, _pch_flag_fixed
@@ -61,45 +62,6 @@ MAKE_OVERRIDES = ["OPT_FAST=-O2", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1"]
 
 class CosimError(RuntimeError):
     """The driver failed: a timeout, extra output beats, or a bad input."""
-
-
-def words_per_beat(lanes: int, bits: int) -> int:
-    """uint32 words holding one beat of ``lanes`` x ``bits`` (the driver's file format)."""
-    return -(-lanes * bits // 32)
-
-
-def pack_beats(beats: np.ndarray, bits: int) -> np.ndarray:
-    """(n, lanes) signed values to (n, words) uint32, lane 0 in the low bits of word 0.
-
-    Raises
-    ------
-    ValueError
-        If a value does not fit in ``bits`` signed bits.
-    """
-    beats = np.asarray(beats, dtype=np.int64)
-    if beats.ndim != 2:
-        raise ValueError(f"beats must be an (n, lanes) array, not shape {beats.shape}")
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if beats.size and (beats.min() < lo or beats.max() > hi):
-        bad = beats[(beats < lo) | (beats > hi)][0]
-        raise ValueError(f"value {bad} does not fit in {bits} signed bits")
-    n, lanes = beats.shape
-    words = words_per_beat(lanes, bits)
-    bit_planes = (beats[:, :, None] >> np.arange(bits)) & 1          # (n, lanes, bits)
-    flat = np.zeros((n, words * 32), dtype=np.uint8)
-    flat[:, :lanes * bits] = bit_planes.reshape(n, lanes * bits)
-    packed = np.packbits(flat, axis=1, bitorder="little")            # (n, words * 4) bytes
-    return np.ascontiguousarray(packed).view("<u4").reshape(n, words)
-
-
-def unpack_beats(words: np.ndarray, lanes: int, bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_beats`: (n, words) uint32 to (n, lanes) sign-extended int64."""
-    words = np.ascontiguousarray(np.asarray(words, dtype="<u4"))
-    n = words.shape[0]
-    flat = np.unpackbits(words.view(np.uint8).reshape(n, -1), axis=1, bitorder="little")
-    planes = flat[:, :lanes * bits].reshape(n, lanes, bits).astype(np.int64)
-    values = (planes << np.arange(bits)).sum(axis=2)
-    return values - (planes[:, :, -1] << bits)                       # two's complement
 
 
 def _digest(verilog_text: bytes) -> str:

