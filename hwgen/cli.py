@@ -12,6 +12,7 @@ import math
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -289,17 +290,23 @@ def _model_options(args) -> dict:
             if v is not None}
 
 
-def _build(args, *, on_chip_only: bool = False):
+def _build_options(args, *, on_chip_only: bool = False):
+    from .build import BuildOptions
+    return BuildOptions(model=args.model, board=args.board, fps=args.fps, abits=args.abits,
+                        wbits=args.wbits, out_dir=args.out, model_options=_model_options(args),
+                        on_chip_only=on_chip_only)
+
+
+@contextmanager
+def _build_errors(args):
+    """A build's user mistakes as one-line :class:`UserError` s."""
     from boards import UnknownBoardError
     from dataflows.source import ModelSourceError
-    from .build import BuildOptions, NotOnChipError, build
+    from .build import NotOnChipError
     from .compile import FitError, PaceUnreachableError
     from .lower import LoweringError
     try:
-        opts = BuildOptions(model=args.model, board=args.board, fps=args.fps,
-                            abits=args.abits, wbits=args.wbits, out_dir=args.out,
-                            model_options=_model_options(args), on_chip_only=on_chip_only)
-        return build(opts, progress=_progress)
+        yield
     except (UnknownBoardError, ModelSourceError, LoweringError, OutputError) as exc:
         raise UserError(str(exc)) from None
     except (PaceUnreachableError, NotOnChipError) as exc:
@@ -308,6 +315,12 @@ def _build(args, *, on_chip_only: bool = False):
         raise UserError(f"{args.model} does not fit {args.board}: {exc}") from None
     except ValueError as exc:  # a builder rejected an option
         raise UserError(f"{args.model}: {exc}") from None
+
+
+def _build(args, *, on_chip_only: bool = False):
+    from .build import build
+    with _build_errors(args):
+        return build(_build_options(args, on_chip_only=on_chip_only), progress=_progress)
 
 
 def cmd_build(args) -> int:
@@ -336,6 +349,33 @@ def cmd_cosim(args) -> int:
         print(f"first diverging stage: {rep.first_diverging_stage}")
     _progress(f"wrote {result.out_dir / 'cosim.json'}")
     return 0 if rep.bit_exact else 1
+
+
+def cmd_bitstream(args) -> int:
+    from boards.design import FlowError, ToolMissingError
+    from .bitstream import NoShellError, bitstream
+    try:
+        with _build_errors(args):
+            done = bitstream(_build_options(args), run=args.run, progress=_progress)
+    except (NoShellError, ToolMissingError) as exc:
+        raise UserError(str(exc)) from None
+    except FlowError as exc:
+        print(f"hwgen bitstream: {exc}", file=sys.stderr)
+        return 1
+    project, impl = done.project, done.implementation
+    if impl is None:
+        print(f"wrote the project to {project.board_dir}/; to make the bitstream, run "
+              f"`{project.run_command}` there on a machine with {project.tool} "
+              f"(see {project.board_dir / 'README.md'})")
+        return 0
+    used = done.build.report["resources"]["used"]
+    print(f"bitstream {done.design.build_dir / impl.bitstream}: LUT {impl.lut:,} (model "
+          f"{used['lut']:,}), FF {impl.ff:,} ({used['ff']:,}), DSP {impl.dsp} ({used['dsp']}), "
+          f"BRAM18 {impl.bram18} ({used['bram18']}); Fmax {impl.fmax_mhz:g} MHz against "
+          f"{impl.clock_mhz:g} MHz")
+    for line in done.warnings:
+        print(f"[hwgen] {line}", file=sys.stderr)
+    return 0
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -417,6 +457,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0,
                    help=f"seed of the images and stalls (0 to {MAX_SEED})")
     p.set_defaults(func=cmd_cosim)
+
+    p = sub.add_parser("bitstream", help="build, then write (and run) the board project",
+                       description="Build the accelerator (as `hwgen build`), then write "
+                       "build/<model>-<board>/board/: the project for the board's tools, the "
+                       "shell that moves frames between host and accelerator, the host "
+                       "program, golden/ images and outputs for its --check, and a README.md "
+                       "with the exact commands. When the board's tools are present (always "
+                       "for ecp5-85f, whose tools come from PyPI) the flow runs: report.json "
+                       "gains the tools' figures under \"implementation\" and report.md "
+                       "shows them beside the model's. A design that misses its clock is "
+                       "reported loudly, with fps at the achieved clock.")
+    _add_model_args(p)
+    p.add_argument("--board", required=True, help="target board")
+    p.add_argument("--fps", type=positive_number, help="frames per second to fold for (default: fastest)")
+    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default "
+                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--run", dest="run", action="store_true", default=None,
+                     help="run the tools, and fail if they are missing (default: run them "
+                     "when present)")
+    run.add_argument("--no-run", dest="run", action="store_false",
+                     help="only write the project")
+    p.set_defaults(func=cmd_bitstream)
     return root
 
 

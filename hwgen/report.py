@@ -198,13 +198,39 @@ def render_markdown(report: dict) -> str:
                     rows, right_from=2)
 
     lines += _partitions(r.get("partition_details"))
+    lines += _implementation(r)
     handled = set(REPORT_KEYS) | {"latency_ms", "total_macs", "multipliers", "utilization_cap",
-                                  "partition_details"}
+                                  "partition_details", "implementation", "planned_fps"}
     extras = {k: v for k, v in r.items() if k not in handled}
     if extras:
         lines += ["", "## Other fields", "", "```json",
                   json.dumps(extras, indent=2, default=_json_default), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _apart(model: float, measured: float) -> str:
+    """``measured`` against ``model`` in percent, signed; "-" when the model is 0."""
+    return f"{100 * (measured - model) / model:+.1f} %" if model else "-"
+
+
+def _implementation(r: dict) -> list[str]:
+    impl = r.get("implementation")
+    if not impl:
+        return []
+    used = r["resources"]["used"]
+    rows = [[k, used[k], impl[k], _apart(used[k], impl[k])] for k in RESOURCE_KEYS]
+    rows.append(["clock (MHz)", f"{impl['clock_mhz']:g}", f"{impl['fmax_mhz']:g} (Fmax)",
+                 _apart(impl["clock_mhz"], impl["fmax_mhz"])])
+    lines = ["", "## Implementation", "",
+             f"{impl['tool']} ({impl['tool_version']}); bitstream `{impl['bitstream']}`. The "
+             "implementation includes the board's shell (clocking, I/O, link), which the "
+             "model leaves out.", ""]
+    if impl["fmax_mhz"] < impl["clock_mhz"]:
+        lines += [f"**TIMING NOT MET**: Fmax {impl['fmax_mhz']:g} MHz against "
+                  f"{impl['clock_mhz']:g} MHz. At the achieved clock the design runs at "
+                  f"{r['fps']:,.1f} frames/s (planned {r.get('planned_fps', r['fps']):,.1f}).",
+                  ""]
+    return lines + _table(["resource", "model", "implementation", "difference"], rows)
 
 
 def _partitions(details) -> list[str]:

@@ -64,18 +64,22 @@ class CosimError(RuntimeError):
     """The driver failed: a timeout, extra output beats, or a bad input."""
 
 
-def _digest(verilog_text: bytes) -> str:
+def _digest(verilog_texts: list[bytes], driver: Path, top: str) -> str:
     h = hashlib.sha256()
-    for part in (verilog_text, DRIVER.read_bytes(), " ".join(BUILD_ARGS + MAKE_OVERRIDES).encode()):
+    for part in (*verilog_texts, driver.read_bytes(), top.encode(),
+                 " ".join(BUILD_ARGS + MAKE_OVERRIDES).encode()):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:16]
 
 
-def build_cosim(verilog: Path, build_dir: Path, *, jobs: int = 2) -> Path:
-    """Verilate ``verilog`` (top module ``hwgen_top``) with the C++ driver; return the binary.
+def build_cosim(verilog: Path | list[Path], build_dir: Path, *, jobs: int = 2,
+                top: str = TOP, driver: Path = DRIVER) -> Path:
+    """Verilate ``verilog`` (top module ``top``) with a C++ driver; return the binary.
 
     The build goes to ``build_dir/cosim-<hash>`` where the hash covers the Verilog text, the
-    driver source and the flags, so an unchanged design is not rebuilt.
+    driver source, the top's name and the flags, so an unchanged design is not rebuilt.
+    ``verilog`` may be several files (a shell and the accelerator it instantiates); the default
+    driver is the AXI4-Stream one (``cosim_driver.cpp``), whose top is ``hwgen_top``.
 
     Raises
     ------
@@ -84,14 +88,16 @@ def build_cosim(verilog: Path, build_dir: Path, *, jobs: int = 2) -> Path:
     CosimError
         If Verilator or the C++ compiler fails; the message holds the log's tail.
     """
-    verilog = Path(verilog)
-    if not verilog.is_file():
-        raise FileNotFoundError(f"no Verilog file at {str(verilog)!r}")
+    sources = [Path(v) for v in (verilog if isinstance(verilog, (list, tuple)) else [verilog])]
+    for source in sources:
+        if not source.is_file():
+            raise FileNotFoundError(f"no Verilog file at {str(source)!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, not {jobs!r}")
     build_dir = Path(build_dir)
-    obj_dir = build_dir / f"cosim-{_digest(verilog.read_bytes())}"
-    exe = obj_dir / f"V{TOP}"
+    driver = Path(driver)
+    obj_dir = build_dir / f"cosim-{_digest([v.read_bytes() for v in sources], driver, top)}"
+    exe = obj_dir / f"V{top}"
     if exe.is_file():
         return exe
     # Build in a private folder and rename it into place: a concurrent or interrupted build
@@ -100,7 +106,8 @@ def build_cosim(verilog: Path, build_dir: Path, *, jobs: int = 2) -> Path:
     remove_abandoned(build_dir)
     work = private_dir(build_dir, obj_dir.name)
     try:
-        _verilate(verilog, work, exe.name, jobs, obj_dir.parent / f"{obj_dir.name}.build.log")
+        _verilate(sources, work, exe.name, jobs, obj_dir.parent / f"{obj_dir.name}.build.log",
+                  top=top, driver=driver)
         if obj_dir.exists() and not exe.is_file():  # left by a build that predates the rename
             shutil.rmtree(obj_dir, ignore_errors=True)
         try:
@@ -115,17 +122,18 @@ def build_cosim(verilog: Path, build_dir: Path, *, jobs: int = 2) -> Path:
     return exe
 
 
-def _verilate(verilog: Path, work: Path, exe_name: str, jobs: int, log: Path) -> None:
+def _verilate(sources: list[Path], work: Path, exe_name: str, jobs: int, log: Path, *,
+              top: str, driver: Path) -> None:
     """Run Verilator and the C++ build in ``work``; the log goes to ``log``.
 
     Verilator runs in a session of its own so that an interrupt stops make and every compiler
     it started before ``work`` is removed (SIGINT to Python alone would leave them writing).
     """
     _ensure_verilator_on_path()
-    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", TOP,
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", top,
            "--Mdir", str(work), "-o", exe_name, *BUILD_ARGS,
            *[arg for o in MAKE_OVERRIDES for arg in ("-MAKEFLAGS", o)],
-           str(verilog.resolve()), str(DRIVER)]
+           *[str(v.resolve()) for v in sources], str(driver)]
     start = time.perf_counter()
     with _pch_flag_fixed(), open(work / "build.log", "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,

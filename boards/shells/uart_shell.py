@@ -25,7 +25,7 @@ from rtl_templates.axis_top import TOP_NAME
 from .byte_beats import BeatsToBytes, BytesToBeats
 from .uart import UARTReceiver, UARTTransmitter
 
-__all__ = ["UartShell", "UART_TOP_NAME"]
+__all__ = ["UartShell", "UART_TOP_NAME", "uart_top_verilog"]
 
 #: Verilog module name of the shell with the accelerator inside (what Verilator runs).
 UART_TOP_NAME = "hwgen_uart_top"
@@ -103,3 +103,13 @@ class UartShell(wiring.Component):
             o_m_axis_tdata=to_bytes.i.payload, o_m_axis_tvalid=to_bytes.i.valid,
             i_m_axis_tready=to_bytes.i.ready, o_m_axis_tlast=Signal(name="m_axis_tlast"))
         return m
+
+
+def uart_top_verilog(*, in_tdata_width: int, out_tdata_width: int, divisor: int) -> str:
+    """The shell as Verilog module :data:`UART_TOP_NAME` (ports ``clk``, ``rst``, ``rx``,
+    ``tx``, ``overrun``), instantiating ``hwgen_top`` from the build's ``hwgen_top.v``: what
+    the Verilator model of the board's top runs."""
+    from amaranth.back import verilog
+    shell = UartShell(in_tdata_width=in_tdata_width, out_tdata_width=out_tdata_width,
+                      divisor=divisor)
+    return verilog.convert(shell, name=UART_TOP_NAME, emit_src=False)
