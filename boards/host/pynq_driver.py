@@ -1,0 +1,133 @@
+"""Run a built accelerator on a Zynq board through PYNQ: frames in, outputs out, fps measured.
+
+Copied into a build's ``board/`` folder beside ``top.bit``, ``top.hwh``, ``frames.py`` and
+``design.json``; runs on the board's PYNQ image::
+
+    python3 pynq_driver.py top.bit --check golden/
+
+``pynq`` is imported only when the overlay is loaded, so the framing here is importable (and
+tested) anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from .frames import beats_to_bytes, bytes_to_beats, frame_to_beats, tdata_bytes
+except ImportError:
+    from frames import beats_to_bytes, bytes_to_beats, frame_to_beats, tdata_bytes
+
+__all__ = ["Accelerator", "encode_frame", "decode_frame", "load_golden", "main"]
+
+
+def encode_frame(image: np.ndarray, design: dict) -> bytes:
+    """One (H, W, C) frame as the bytes the DMA sends: its beats back to back.
+
+    Raises
+    ------
+    ValueError
+        If the frame's shape is not the design's input shape.
+    """
+    image = np.asarray(image)
+    if tuple(image.shape) != tuple(design["input_shape"]):
+        raise ValueError(f"frame shape {image.shape} is not the design's input shape "
+                         f"{tuple(design['input_shape'])}")
+    return beats_to_bytes(frame_to_beats(image, design["in_lanes"]), design["in_bits"])
+
+
+def output_bytes(design: dict) -> int:
+    """Bytes of one output frame as the DMA receives it."""
+    return design["out_beats_per_frame"] * tdata_bytes(design["out_lanes"], design["out_bits"])
+
+
+def decode_frame(raw: bytes, design: dict) -> np.ndarray:
+    """The received bytes of one output frame as an array of the design's output shape."""
+    beats = bytes_to_beats(raw[:output_bytes(design)], design["out_lanes"], design["out_bits"])
+    return beats.reshape(design["output_shape"])
+
+
+def load_golden(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(input, expected output) pairs from ``input_<k>.npy`` / ``output_<k>.npy``, by k.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder holds no pair, or an input lacks its output.
+    """
+    inputs = sorted(Path(folder).glob("input_*.npy"), key=lambda p: int(p.stem.split("_")[1]))
+    if not inputs:
+        raise FileNotFoundError(f"no input_<k>.npy files in {str(folder)!r}")
+    pairs = []
+    for path in inputs:
+        expected = path.with_name(path.name.replace("input_", "output_"))
+        if not expected.is_file():
+            raise FileNotFoundError(f"{str(path)!r} has no {expected.name}")
+        pairs.append((np.load(path), np.load(expected)))
+    return pairs
+
+
+class Accelerator:
+    """The overlay on the board and one DMA transfer pair per frame.
+
+    Parameters
+    ----------
+    bitfile : str or Path
+        ``top.bit``; its ``top.hwh`` and ``design.json`` sit in the same folder.
+    """
+
+    def __init__(self, bitfile: str | Path):
+        from pynq import Overlay, allocate
+
+        bitfile = Path(bitfile)
+        self.design = json.loads((bitfile.parent / "design.json").read_text())
+        self.overlay = Overlay(str(bitfile))
+        self.dma = self.overlay.axi_dma
+        in_len = len(encode_frame(np.zeros(self.design["input_shape"], dtype=np.int64),
+                                  self.design))
+        self._in = allocate(shape=(in_len,), dtype=np.uint8)
+        self._out = allocate(shape=(output_bytes(self.design),), dtype=np.uint8)
+        self.fps = 0.0
+
+    def run(self, images) -> list[np.ndarray]:
+        """Each (H, W, C) image through the accelerator; sets ``fps`` over the whole batch."""
+        outputs = []
+        start = time.perf_counter()
+        for image in images:
+            self._in[:] = np.frombuffer(encode_frame(image, self.design), dtype=np.uint8)
+            # The receive channel is armed first: the output frame may start before the
+            # input has been sent whole.
+            self.dma.recvchannel.transfer(self._out)
+            self.dma.sendchannel.transfer(self._in)
+            self.dma.sendchannel.wait()
+            self.dma.recvchannel.wait()
+            outputs.append(decode_frame(self._out.tobytes(), self.design))
+        elapsed = time.perf_counter() - start
+        self.fps = len(outputs) / elapsed if elapsed > 0 else 0.0
+        return outputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the golden frames, report fps and mismatches; 1 if any differ."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bitfile", nargs="?", default="top.bit")
+    parser.add_argument("--check", type=Path, required=True, metavar="GOLDEN_DIR",
+                        help="folder of input_<k>.npy / output_<k>.npy pairs")
+    args = parser.parse_args(argv)
+    pairs = load_golden(args.check)
+    accelerator = Accelerator(args.bitfile)
+    outputs = accelerator.run([inp for inp, _ in pairs])
+    bad = [k for k, (out, (_, want)) in enumerate(zip(outputs, pairs))
+           if not np.array_equal(out, want.reshape(out.shape))]
+    print(f"{len(pairs)} frames, {accelerator.fps:.1f} fps, {len(bad)} mismatched {bad}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
