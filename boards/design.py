@@ -54,6 +54,9 @@ class BoardDesign:
         (H, W, C) of one input frame and the output's shape (as the golden model gives it).
     clock_mhz : float
         The clock the report's figures assume; the flow constrains the design to it.
+    board_dir_name : str
+        The folder in ``build_dir`` the project goes to: ``board``, or the private folder a
+        writer fills before it replaces ``board`` whole.
     """
 
     name: str
@@ -70,10 +73,11 @@ class BoardDesign:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     clock_mhz: float
+    board_dir_name: str = "board"
 
     @property
     def board_dir(self) -> Path:
-        return self.build_dir / "board"
+        return self.build_dir / self.board_dir_name
 
     @property
     def in_tdata_width(self) -> int:

@@ -17,6 +17,8 @@ import numpy as np
 
 from boards.design import BoardDesign, BoardProject, Implementation, ToolMissingError
 from boards.lattice import Ecp5Flow
+from boards.xilinx import WRITERS as XILINX_BOARDS
+from boards.xilinx import XilinxFlow
 
 from .build import BuildOptions, BuildResult, build
 from .outputs import replacing_dir
@@ -36,14 +38,17 @@ class BoardFlow(Protocol):
 
     def tools_present(self) -> bool: ...
 
-    def write(self, design: BoardDesign, into: Path) -> BoardProject: ...
+    def write(self, design: BoardDesign) -> BoardProject: ...
 
     def run(self, project: BoardProject, design: BoardDesign,
             progress: Callable[[str], None] | None = None) -> Implementation: ...
 
 
 #: Board name to the flow that puts a design on it.
-FLOWS: dict[str, Callable[[], BoardFlow]] = {"ecp5-85f": Ecp5Flow}
+FLOWS: dict[str, Callable[[], BoardFlow]] = {
+    "ecp5-85f": Ecp5Flow,
+    **{name: (lambda name=name: XilinxFlow(name)) for name in XILINX_BOARDS},
+}
 
 
 class NoShellError(LookupError):
@@ -143,18 +148,18 @@ def bitstream(opts: BuildOptions, *, run: bool | None = None,
     warnings: list[str] = []
     with replacing_dir(design.board_dir) as work:
         say(f"writing the {board.name} project to {design.board_dir}/")
-        project = flow.write(design, work)
+        private = replace(design, board_dir_name=work.name)
+        project = flow.write(private)
         golden = work / "golden"
         golden.mkdir()
         for k, (x, y) in enumerate(zip(images, outputs)):
             np.save(golden / f"input_{k}.npy", x)
             np.save(golden / f"output_{k}.npy", y)
         if run:
-            impl = flow.run(project, design, progress=say)
-    project = BoardProject(board_dir=design.board_dir, files=project.files,
-                           run_command=project.run_command, tool=project.tool,
-                           bitstream=project.bitstream)
+            impl = flow.run(project, private, progress=say)
+    project = replace(project, board_dir=design.board_dir)
     if impl is not None:
+        impl = replace(impl, bitstream=str(Path(design.board_dir_name) / project.bitstream))
         warnings = add_implementation(result.report, impl)
         write_report(result.report, result.out_dir)
     return BitstreamResult(result, design, project, impl, warnings)

@@ -92,8 +92,8 @@ class Ecp5Flow:
     def tools_present(self) -> bool:
         return all(_tool_path(p) for p in TOOLS.values())
 
-    def write(self, design: BoardDesign, into: Path) -> BoardProject:
-        """Write the project for ``design`` into the folder ``into`` (its ``board/``)."""
+    def write(self, design: BoardDesign) -> BoardProject:
+        """Write the project for ``design`` into ``design.board_dir``."""
         top = Ulx3sAccelerator(design, baud=self.baud)
         platform = ULX3S_85F_Platform()
         platform.add_file(design.verilog.name, design.verilog.read_text())
@@ -102,7 +102,7 @@ class Ecp5Flow:
         nextpnr_opts = (f"--report {PROJECT_NAME}.report.json --timing-allow-fail "
                         f"--threads {self.threads}")
         plan = platform.prepare(top, name=PROJECT_NAME, nextpnr_opts=nextpnr_opts)
-        into = Path(into)
+        into = design.board_dir
         plan.extract(into)
         for name in _HOST_FILES:
             shutil.copyfile(_HOST_DIR / name, into / name)
@@ -148,8 +148,7 @@ class Ecp5Flow:
         version = subprocess.run([paths["nextpnr-ecp5"], "--version"], capture_output=True,
                                  text=True)
         version_line = (version.stdout or version.stderr).strip().splitlines()[0]
-        # Where the bitstream lands once the project folder is in place as board/.
-        bitstream = Path(design.board_dir.name) / project.bitstream
+        bitstream = project.board_dir.relative_to(design.build_dir) / project.bitstream
         return implementation_from_report(report, clock_mhz=design.clock_mhz,
                                           tool_version=version_line, bitstream=str(bitstream))
 

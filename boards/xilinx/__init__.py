@@ -23,7 +23,7 @@ from .reports import parse_timing, parse_utilization
 from .zynq import Zynq7000Project, ZynqMPProject
 
 __all__ = ["write_project", "run_project", "vivado_present", "UnsupportedBoardError",
-           "WRITERS"]
+           "WRITERS", "XilinxFlow"]
 
 #: Board name -> the writer of its project.
 WRITERS: dict[str, type] = {
@@ -102,3 +102,29 @@ def run_project(project: BoardProject, design: BoardDesign) -> Implementation:
         lut=util.lut, ff=util.ff, dsp=util.dsp, bram18=util.bram18, uram=util.uram,
         fmax_mhz=round(timing.fmax_mhz, 3), clock_mhz=design.clock_mhz,
         bitstream=str(project.board_dir.relative_to(design.build_dir) / project.bitstream))
+
+
+class XilinxFlow:
+    """The Xilinx boards' flow as ``hwgen bitstream`` drives it (see :mod:`hwgen.bitstream`)."""
+
+    tool = "vivado"
+
+    def __init__(self, board_name: str):
+        if board_name not in WRITERS:
+            raise UnsupportedBoardError(f"no Xilinx project for board {board_name!r}; "
+                                        f"Xilinx boards: {', '.join(sorted(WRITERS))}")
+        # An Alveo card's kernel is linked by Vitis (v++), which calls Vivado.
+        self.tools = _TOOLS["v++"] if WRITERS[board_name] is AlveoKernelProject else _TOOLS["vivado"]
+        self.tool = " and ".join(self.tools)
+
+    def tools_present(self) -> bool:
+        return all(shutil.which(t) for t in self.tools)
+
+    def write(self, design: BoardDesign) -> BoardProject:
+        return write_project(design)
+
+    def run(self, project: BoardProject, design: BoardDesign, progress=None) -> Implementation:
+        if progress:
+            progress(f"running `{project.run_command}` in {project.board_dir} (log "
+                     "hwgen_run.log); Vivado takes a while")
+        return run_project(project, design)
