@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from dataflows.layers import window_output_size
@@ -185,9 +185,9 @@ class SlidingWindow(ProcessingElement):
     holds a row still needed. A reader walks (output row, output column, taps) and starts an
     output row once all the frame rows it needs are complete, so a row is read only after it
     is fully written and released once no later window needs it. The reader is a two-stage
-    pipeline (addresses, then the RAMs' output registers, held under backpressure; the banks'
-    words rotated into tap order), so it emits one beat per cycle, without bubbles between
-    pixels, rows or frames. A 1x1 window at stride 1 is a plain wire.
+    pipeline (registered read addresses, then the RAMs' output registers, both held under
+    backpressure; the banks' words rotated into tap order), so it emits one beat per cycle,
+    without bubbles between pixels, rows or frames. A 1x1 window at stride 1 is a plain wire.
 
     Parameters
     ----------
@@ -230,10 +230,14 @@ class SlidingWindow(ProcessingElement):
         rams = [block_ram(m, "buffer" if n == 1 else f"buffer{b}", width, slots * row_words[b])
                 for b in range(n)]
 
-        # Rows written minus rows released. It goes negative when the reader releases rows no
-        # window uses (skipped by the stride, or cut off by floor rounding) before they arrive.
+        # Rows written minus rows released, as the reader counts them (a row is released when
+        # its last window is issued). It goes negative when the reader releases rows no window
+        # uses (skipped by the stride, or cut off by floor rounding) before they arrive.
+        # `held` is the writer's count: a released row's slot is free only once the read of
+        # its last window has left stage A for the RAM.
         coord = signed(max(p.height, p.width + pl, slots).bit_length() + 4)
         occupied = Signal(coord)
+        held = Signal(coord)
 
         # Writer: fills slot after slot, a row at a time; frames need no special case. The
         # padded column px = x + pl of the incoming pixel is kept as (px // n, px % n).
@@ -244,7 +248,7 @@ class SlidingWindow(ProcessingElement):
         last_q, last_bank = divmod(pl + p.width - 1, n)
         take = Signal()
         row_done = Signal()
-        m.d.comb += [self.i.ready.eq(occupied < slots), take.eq(self.i.valid & self.i.ready)]
+        m.d.comb += [self.i.ready.eq(held < slots), take.eq(self.i.valid & self.i.ready)]
         for b, (wr, _) in enumerate(rams):
             m.d.comb += [
                 wr.addr.eq(w_slot * row_words[b] + (w_q - columns[b][0]) * g + w_cg),
@@ -280,10 +284,18 @@ class SlidingWindow(ProcessingElement):
         else:
             taps = [(kxg, k), (ky, k), (cg, g)]
 
-        base = Mux(r0 < 0, 0, r0)
-        hi = Mux(r0 + (k - 1) > p.height - 1, p.height - 1, r0 + (k - 1))
-        need = Signal(coord)
-        m.d.comb += need.eq(hi - base + 1)
+        # Per output row: its first in-frame row `base`, the rows it needs counted from there,
+        # and the rows it releases when it ends, from tables over oy, registered as the row
+        # starts: issuing then waits for one comparison, not for the row arithmetic (which,
+        # done from r0 every cycle, was the longest path of a whole network on ECP5).
+        rows = range(p.out_height)
+        base_of = [max(0, p.row_start(y)) for y in rows]
+        need_of = [p.rows_needed(y) for y in rows]
+        release_of = [(p.height if y == p.out_height - 1 else max(0, p.row_start(y + 1)))
+                      - base_of[y] for y in rows]
+        base = Signal(coord, init=base_of[0])
+        need = Signal(coord, init=need_of[0])
+        release = Signal(coord, init=release_of[0])
         ok = Signal()
         m.d.comb += ok.eq(occupied >= need)
 
@@ -300,14 +312,17 @@ class SlidingWindow(ProcessingElement):
             slot.eq(Mux(slot_sum >= slots, slot_sum - slots, slot_sum)),
         ]
 
-        # Stage B is the RAMs' output registers plus valid, pad flags and the rotation; it
-        # loads whenever it is empty or its beat leaves, so reads overlap transfers and
-        # backpressure holds it.
-        valid_b = Signal()
-        rot_b = Signal(range(n))
-        advance = Signal()
+        # Stage A registers the read addresses, pad flags and rotation, so the RAMs' address
+        # inputs do not wait for the counters' arithmetic (a slot times a row's words plus a
+        # column times the channel groups: two carry chains, which limited the clock). Stage
+        # B is the RAMs' output registers with the flags. Each stage loads whenever it is
+        # empty or its beat moves on, so reads overlap transfers and backpressure holds both.
+        valid_a, valid_b = Signal(), Signal()
+        rot_a, rot_b = Signal(range(n)), Signal(range(n))
+        advance_a, advance_b = Signal(), Signal()
         issue = Signal()
-        m.d.comb += [advance.eq(~valid_b | self.o.ready), issue.eq(advance & ok)]
+        m.d.comb += [advance_b.eq(~valid_b | self.o.ready), advance_a.eq(~valid_a | advance_b),
+                     issue.eq(advance_a & ok)]
         pad_word = Const(sum((p.pad_value & ((1 << p.bits) - 1)) << (lane * p.bits)
                              for lane in range(p.simd)), width)
         words = []
@@ -316,18 +331,25 @@ class SlidingWindow(ProcessingElement):
             # when that column lies left of the beat's first one (b < b0).
             first, count = columns[b]
             q = Signal(coord, name=f"q{b}")
-            pad, pad_b = Signal(name=f"pad{b}"), Signal(name=f"pad{b}_b")
+            pad = Signal(name=f"pad{b}")
+            pad_a, pad_b = Signal(name=f"pad{b}_a"), Signal(name=f"pad{b}_b")
+            addr_a = Signal.like(rd.addr, name=f"addr{b}_a")
             m.d.comb += [
                 q.eq(q0 + kxg + (b0 > b if n > 1 else 0)),
                 pad.eq(row_pad | (q < first) | (q >= first + count)),
-                rd.en.eq(advance),
-                rd.addr.eq(Mux(pad, 0, slot * row_words[b] + (q - first) * g + cg)),
+                rd.en.eq(advance_b),
+                rd.addr.eq(addr_a),
             ]
-            with m.If(advance):
-                m.d.sync += pad_b.eq(pad)
+            with m.If(advance_a):
+                m.d.sync += [addr_a.eq(Mux(pad, 0, slot * row_words[b] + (q - first) * g + cg)),
+                             pad_a.eq(pad)]
+            with m.If(advance_b):
+                m.d.sync += pad_b.eq(pad_a)
             words.append(Mux(pad_b, pad_word, rd.data))
-        with m.If(advance):
-            m.d.sync += [valid_b.eq(ok), rot_b.eq(b0)]
+        with m.If(advance_a):
+            m.d.sync += [valid_a.eq(ok), rot_a.eq(b0)]
+        with m.If(advance_b):
+            m.d.sync += [valid_b.eq(valid_a), rot_b.eq(rot_a)]
 
         m.d.comb += self.o.valid.eq(valid_b)
         if n == 1:
@@ -344,7 +366,6 @@ class SlidingWindow(ProcessingElement):
         # of the frame).
         last_tap = Signal()
         m.d.comb += last_tap.eq(Cat(*(sig == lim - 1 for sig, lim in taps)).all())
-        release = Signal(coord)
         row_end = Signal()
         with m.If(issue):
             carry = Const(1)
@@ -356,13 +377,11 @@ class SlidingWindow(ProcessingElement):
                 with m.If(ox == p.out_width - 1):
                     m.d.sync += [ox.eq(0), q0.eq(0), b0.eq(0)]
                     m.d.comb += row_end.eq(1)
-                    with m.If(oy == p.out_height - 1):
-                        m.d.sync += [oy.eq(0), r0.eq(-pt)]
-                        m.d.comb += release.eq(p.height - base)
-                    with m.Else():
-                        next_r0 = r0 + s
-                        m.d.sync += [oy.eq(oy + 1), r0.eq(next_r0)]
-                        m.d.comb += release.eq(Mux(next_r0 < 0, 0, next_r0) - base)
+                    oy_next = Mux(oy == p.out_height - 1, 0, oy + 1)
+                    m.d.sync += [oy.eq(oy_next), r0.eq(Mux(oy == p.out_height - 1, -pt, r0 + s)),
+                                 base.eq(Array(Const(v, coord) for v in base_of)[oy_next]),
+                                 need.eq(Array(Const(v, coord) for v in need_of)[oy_next]),
+                                 release.eq(Array(Const(v, coord) for v in release_of)[oy_next])]
                 with m.Else():
                     m.d.sync += ox.eq(ox + 1)
                     if n == 1:
@@ -377,7 +396,12 @@ class SlidingWindow(ProcessingElement):
         m.d.comb += new_base.eq(base_slot + release[:new_base.shape().width])
         with m.If(row_end):
             m.d.sync += base_slot.eq(Mux(new_base >= slots, new_base - slots, new_base))
-        m.d.sync += occupied.eq(occupied + row_done - Mux(row_end, release, 0))
+        # Both sums from registers, the late row_end only choosing between them.
+        m.d.sync += occupied.eq(Mux(row_end, occupied + row_done - release, occupied + row_done))
+        release_a = Signal(coord)       # rows the beat in stage A frees once it is read
+        with m.If(advance_a):
+            m.d.sync += release_a.eq(Mux(row_end, release, 0))
+        m.d.sync += held.eq(held + row_done - Mux(advance_b & valid_a, release_a, 0))
         return m
 
     # -- models --------------------------------------------------------------------------------
@@ -412,12 +436,12 @@ class SlidingWindow(ProcessingElement):
         return max(self.output_beats(), self.input_beats())
 
     def latency(self) -> int:
-        """The first output row waits for its rows (complete), then one cycle to issue the read
-        and one in the RAM output register; the 1x1 stride-1 wire has none."""
+        """The first output row waits for its rows (complete), then one cycle in the address
+        register and one in the RAM output register; the 1x1 stride-1 wire has none."""
         p = self.params
         if p.passthrough:
             return 0
-        return p.rows_needed(0) * p.width * p.groups + 1
+        return p.rows_needed(0) * p.width * p.groups + 2
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """Line buffer RAM banks plus counters and the address/pad/rotation logic.
@@ -440,6 +464,6 @@ class SlidingWindow(ProcessingElement):
         counter_bits = 6 * coord + 2 * max(1, (p.kernel - 1).bit_length()) + 2 * addr
         rotation = n * width * -(-(n - 1) // 3)
         lut = 2 * counter_bits + n * (2 * addr + width) + rotation
-        ff = counter_bits + n + 1
+        ff = counter_bits + n * (addr + 2) + 5 * coord + 2
         memory = sum((memory_resources(width, d, family) for d in depths), Resources())
         return memory + Resources(lut=lut, ff=ff)
