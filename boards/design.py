@@ -108,7 +108,8 @@ class Implementation:
     ``fmax_mhz`` is the achieved maximum clock of the accelerator's clock domain, ``clock_mhz``
     the clock it was constrained to; ``bitstream`` the bitstream's path relative to the build
     folder. Resource fields count as :class:`rtl_templates.resources.Resources` does (LUT4 on
-    ECP5, LUT6 on Xilinx; ``bram18`` in 18 Kb blocks).
+    ECP5, LUT6 on Xilinx; ``bram18`` in 18 Kb blocks). ``step_seconds`` gives the wall time
+    of each step the flow ran (synthesis, place and route, ...), when it timed them.
     """
 
     tool: str
@@ -121,6 +122,7 @@ class Implementation:
     fmax_mhz: float
     clock_mhz: float
     bitstream: str
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def timing_met(self) -> bool:

@@ -4,8 +4,8 @@ loadfile``: a file's tests in one worker) do not end with one worker running the
 import pytest
 
 #: Files by running time, longest first (whole networks built and co-simulated on Verilator).
-LONGEST_FIRST = ("test_network_cosim_se_shuffle.py", "test_network_cosim.py",
-                 "test_network_cocotb.py", "test_design_synthesis.py")
+LONGEST_FIRST = ("test_ecp5_bitstream.py", "test_network_cosim_se_shuffle.py",
+                 "test_network_cosim.py", "test_network_cocotb.py", "test_design_synthesis.py")
 
 
 @pytest.hookimpl(tryfirst=True)

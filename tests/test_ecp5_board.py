@@ -1,6 +1,6 @@
-"""The ECP5 board flow: the ULX3S project, its UART shell with the accelerator inside driven by
-the real host program over a byte stream, and (``hwgen bitstream``) a real bitstream from the
-open tools with nextpnr's figures against the model's."""
+"""The ECP5 board flow without the tools' run: the ULX3S project as written, and its UART shell
+with the accelerator inside driven by the real host program over a byte stream
+(tests/test_ecp5_bitstream.py runs the tools)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ from hwgen.cli import main as hwgen_main
 from sim.cache import cosim_cache_dir
 from sim.cosim import build_cosim
 
+from ecp5_design import SMALL   # tests/ is on sys.path (rootdir conftest), as network_checks
+
 BRIDGE = Path(__file__).resolve().parent.parent / "sim" / "uart_bridge.cpp"
-# MobileNet V1 at width 0.125, 32x32, 10 classes, fully folded (fps 5): the smallest zoo
-# network that exercises every PE kind a MobileNet has.
-SMALL = ["mobilenet_v1", "--width", "0.125", "--resolution", "32", "--num-classes", "10",
-         "--board", "ecp5-85f", "--fps", "5"]
 # Cycles per UART bit in simulation: small, so a 3 KB frame crosses the line in ~150k cycles.
 SIM_DIVISOR = 5
 

