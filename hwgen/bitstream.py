@@ -24,7 +24,7 @@ from .build import BuildOptions, BuildResult, build
 from .outputs import replacing_dir
 from .report import write_report
 
-__all__ = ["BoardFlow", "FLOWS", "NoShellError", "BitstreamResult", "bitstream",
+__all__ = ["BoardFlow", "FLOWS", "NoShellError", "BitstreamResult", "bitstream", "flow_for",
            "design_from_build", "GOLDEN_FRAMES", "add_implementation"]
 
 #: Seeded images (and their golden outputs) shipped in ``board/golden/``.

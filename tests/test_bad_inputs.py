@@ -170,6 +170,14 @@ CASES = [
     (["cosim", *SMALL_BUILD, "--seed", "-1"], ["--seed: must be an integer from 0 to 4294967295, not '-1'"]),
     (["cosim", *SMALL_BUILD[:-2], "--fps", "0"], ["--fps: must be a positive finite number"]),
     (["cosim", *SMALL_BUILD, "--out", "theirs"], ["holds files hwgen did not write"]),
+    (["bitstream", "squeezenet", "--board", "vc709"], ["unknown board 'vc709'; known boards:"]),
+    (["bitstream", "mobilenet_v1", "--board", "pynq-z2"],
+     ["does not fit pynq-z2: layer 'Conv2d_13_pointwise'"]),
+    (["bitstream", *SMALL_BUILD, "--run"],
+     ["vivado is not installed; without --run the project is written"]),
+    (["bitstream", *SMALL_BUILD, "--run", "--no-run"], ["not allowed with argument"]),
+    (["bitstream", "mobilenet_v1", "--width", "0.35", "--resolution", "32", "--num-classes", "10",
+      "--board", "ecp5-85f", "--fps", "5"], ["on ecp5-85f: the design needs 2 partitions"]),
 ]
 
 
@@ -190,6 +198,24 @@ def test_bad_input_gives_one_line_and_exit_2(place, argv, fragments):
     assert everything(place) == before, "left behind: " + ", ".join(everything(place) - before)
     assert proc.stdout == ""
     assert seconds < 60, f"{seconds:.0f} s before the error: a check came after long work"
+
+
+def test_bitstream_without_vivado_writes_the_project_and_says_what_to_run(place, tmp_path):
+    proc = hwgen(place, "bitstream", *SMALL_BUILD, "--out", str(tmp_path / "hw"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stdout.splitlines()
+    assert "wrote the project to" in line and "vivado -mode batch -source build.tcl" in line
+    assert "on a machine with vivado" in line
+    assert (tmp_path / "hw" / "board" / "build.tcl").is_file()
+    assert not any(p.name.endswith(".partial") for p in (tmp_path / "hw").iterdir())
+
+
+def test_a_board_without_a_flow_is_named_with_those_that_have_one():
+    from hwgen.bitstream import FLOWS, NoShellError, flow_for
+    with pytest.raises(NoShellError, match="has no board flow yet; boards with one: ecp5-85f, "):
+        flow_for("kc705")
+    assert set(FLOWS) == {"ecp5-85f", "pynq-z2", "ultra96", "zcu104", "zcu102", "vc707", "u250"}
 
 
 def test_cosim_cache_that_is_a_file(place):
