@@ -44,6 +44,10 @@ examples:
   hwgen summary mobilenet_v1 --width 0.5 --resolution 160 --json
   hwgen golden squeezenet --input x.npy --output y.npy --dump-dir layers/
   hwgen export-onnx shufflenet_v2 shufflenet_v2.onnx
+  hwgen build squeezenet --board vc707           Verilog, weights, report in build/squeezenet-vc707/
+  hwgen cosim squeezenet1_1 --board vc707 --resolution 64
+  hwgen bitstream mobilenet_v1 --width 0.125 --resolution 32 --fps 5 --board ecp5-85f
+                                                a real ECP5 bitstream from PyPI tools
 """
 
 
