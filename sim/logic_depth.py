@@ -90,11 +90,13 @@ _SEQUENTIAL_PREFIXES = ("FD", "TRELLIS_FF", "RAMB", "DP16KD", "PDPW16KD", "DSP48
 _NOT_HARDWARE = {"$scopeinfo"}
 
 #: ns a LUT level costs and what a register-to-register path spends besides its levels, per
-#: family: ``(ns per level, clock-to-out + setup ns)``. docs/timing.md derives them.
+#: family: ``(ns per level, clock-to-out + setup + margin ns)``. docs/timing.md derives them:
+#: Xilinx from yosys's prjxray-db cell delays plus an assumed net delay (no UltraScale+ figures
+#: found, so xcup uses the 7-series ones: conservative), ECP5 fitted to nextpnr P&R of stages.
 LEVEL_NS: dict[str, tuple[float, float]] = {
     "xc7": (1.0, 0.6),
-    "xcup": (0.7, 0.4),
-    "ecp5": (1.55, 1.0),
+    "xcup": (1.0, 0.6),
+    "ecp5": (1.0, 1.4),
 }
 
 
