@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from dataflows import tensor_ops
 
+from .address import scaled
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources, lutram_luts
 
@@ -106,7 +107,7 @@ class ChannelShuffle(ProcessingElement):
         take = self.i.valid & self.i.ready
         for j in range(p.simd):
             port = pixel.write_port()
-            m.d.comb += [port.addr.eq(w_bank * p.channels + w_beat * p.simd + j),
+            m.d.comb += [port.addr.eq(w_bank * p.channels + scaled(w_beat, p.simd) + j),
                          port.data.eq(self.i.payload[j]), port.en.eq(take)]
         with m.If(take):
             with m.If(w_beat == beats - 1):

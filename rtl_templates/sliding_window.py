@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from dataflows.layers import window_output_size
 
+from .address import scaled
 from .beats import WindowOrder, window_beats
 from .rom import block_ram
 from .pe import ProcessingElement, beat_signature
@@ -251,7 +252,7 @@ class SlidingWindow(ProcessingElement):
         m.d.comb += [self.i.ready.eq(held < slots), take.eq(self.i.valid & self.i.ready)]
         for b, (wr, _) in enumerate(rams):
             m.d.comb += [
-                wr.addr.eq(w_slot * row_words[b] + (w_q - columns[b][0]) * g + w_cg),
+                wr.addr.eq(scaled(w_slot, row_words[b]) + scaled(w_q - columns[b][0], g) + w_cg),
                 wr.data.eq(self.i.payload.as_value()),
                 wr.en.eq(take & (w_bank == b)),
             ]
@@ -341,7 +342,7 @@ class SlidingWindow(ProcessingElement):
                 rd.addr.eq(addr_a),
             ]
             with m.If(advance_a):
-                m.d.sync += [addr_a.eq(Mux(pad, 0, slot * row_words[b] + (q - first) * g + cg)),
+                m.d.sync += [addr_a.eq(Mux(pad, 0, scaled(slot, row_words[b]) + scaled(q - first, g) + cg)),
                              pad_a.eq(pad)]
             with m.If(advance_b):
                 m.d.sync += pad_b.eq(pad_a)
