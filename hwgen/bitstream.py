@@ -20,12 +20,14 @@ from boards.lattice import Ecp5Flow
 from boards.xilinx import WRITERS as XILINX_BOARDS
 from boards.xilinx import XilinxFlow
 
+from sim.logic_depth import max_logic_levels, stage_depths
+
 from .build import BuildOptions, BuildResult, build
 from .outputs import replacing_dir
 from .report import write_report
 
 __all__ = ["BoardFlow", "FLOWS", "NoShellError", "BitstreamResult", "bitstream", "flow_for",
-           "design_from_build", "GOLDEN_FRAMES", "add_implementation"]
+           "design_from_build", "GOLDEN_FRAMES", "add_implementation", "add_logic_depths"]
 
 #: Seeded images (and their golden outputs) shipped in ``board/golden/``.
 GOLDEN_FRAMES = 3
@@ -91,6 +93,22 @@ def _golden(result: BuildResult, frames: int, seed: int = 0):
     return images, [np.asarray(run_quantized(q, img)) for img in images]
 
 
+def add_logic_depths(report: dict, depths: dict[str, int], limit: int) -> list[str]:
+    """Put each stage's logic depth and the clock's limit into ``report`` (in place); return
+    the warnings to print (stages deeper than the limit)."""
+    for row in report["stages"]:
+        row["logic_depth"] = depths[row["name"]]
+    deeper = [name for name, depth in depths.items() if depth > limit]
+    report["timing"] = {"max_logic_levels": limit, "clock_mhz": report["clock_mhz"],
+                        "deeper_stages": deeper, "rule": "docs/timing.md"}
+    if not deeper:
+        return []
+    worst = max(deeper, key=depths.get)
+    return [f"{len(deeper)} of {len(depths)} stages are deeper than the {limit} logic levels "
+            f"{report['clock_mhz']:g} MHz allows on {report['board']} (deepest: {worst}, "
+            f"{depths[worst]}; rule in docs/timing.md)"]
+
+
 def add_implementation(report: dict, impl: Implementation) -> list[str]:
     """Put ``impl`` into ``report`` (in place); return the warnings to print.
 
@@ -142,10 +160,13 @@ def bitstream(opts: BuildOptions, *, run: bool | None = None,
     run = present if run is None else run
     opts = replace(opts, on_chip_only=True)          # partitions have no board flow yet
     result = build(opts, progress=say)
+    say("measuring each stage's logic depth with yosys (cached by content), the timing "
+        "evidence for the clock")
+    warnings = add_logic_depths(result.report, stage_depths(result.parts[0].hw, board.family),
+                                max_logic_levels(board.family, board.clock_mhz))
     images, outputs = _golden(result, GOLDEN_FRAMES)
     design = design_from_build(result, outputs[0].shape)
     impl = None
-    warnings: list[str] = []
     with replacing_dir(design.board_dir) as work:
         say(f"writing the {board.name} project to {design.board_dir}/")
         private = replace(design, board_dir_name=work.name)
@@ -160,7 +181,7 @@ def bitstream(opts: BuildOptions, *, run: bool | None = None,
     project = replace(project, board_dir=design.board_dir)
     if impl is not None:
         impl = replace(impl, bitstream=str(Path(design.board_dir_name) / project.bitstream))
-        warnings = add_implementation(result.report, impl)
-        write_report(result.report, result.out_dir)
+        warnings += add_implementation(result.report, impl)
+    write_report(result.report, result.out_dir)
     return BitstreamResult(result, design, project, impl, warnings)
 

@@ -367,6 +367,8 @@ def cmd_bitstream(args) -> int:
         print(f"hwgen bitstream: {exc}", file=sys.stderr)
         return 1
     project, impl = done.project, done.implementation
+    for line in done.warnings:
+        print(f"[hwgen] {line}", file=sys.stderr)
     if impl is None:
         print(f"wrote the project to {project.board_dir}/; to make the bitstream, run "
               f"`{project.run_command}` there on a machine with {project.tool} "
@@ -377,8 +379,6 @@ def cmd_bitstream(args) -> int:
           f"{used['lut']:,}), FF {impl.ff:,} ({used['ff']:,}), DSP {impl.dsp} ({used['dsp']}), "
           f"BRAM18 {impl.bram18} ({used['bram18']}); Fmax {impl.fmax_mhz:g} MHz against "
           f"{impl.clock_mhz:g} MHz")
-    for line in done.warnings:
-        print(f"[hwgen] {line}", file=sys.stderr)
     return 0
 
 

@@ -185,22 +185,33 @@ def render_markdown(report: dict) -> str:
         ["DDR", f"{bw['ddr_mbps']:,.1f}"]])
 
     worst = set(bottleneck_stages(r))
+    depth = all("logic_depth" in s for s in r["stages"])
     rows = []
     for s in r["stages"]:
         row = [_cell(s["name"]), _cell(s["op"]), s["pe"], s["simd"], _cell(s["cycles_per_frame"]),
                s["dsp"], s["bram18"], s["lut"]]
         if s["name"] in worst:
             row[0], row[4] = f"**{row[0]}**", f"**{row[4]}**"
+        if depth:
+            row.append(s["logic_depth"])
         rows.append(row)
     lines += ["", "## Stages", "",
-              "The bottleneck stage (most cycles per frame) is in **bold**.", ""]
-    lines += _table(["stage", "op", "PE", "SIMD", "cycles / frame", "DSP", "BRAM18", "LUT"],
-                    rows, right_from=2)
+              "The bottleneck stage (most cycles per frame) is in **bold**."]
+    timing = r.get("timing")
+    if depth and timing:
+        deeper = timing["deeper_stages"]
+        lines += [f"Depth: LUT levels on the stage's longest path after yosys synthesis; "
+                  f"{timing['clock_mhz']:g} MHz allows {timing['max_logic_levels']} "
+                  f"({timing['rule']}): " + (f"{len(deeper)} stages are deeper."
+                                              if deeper else "every stage is within it.")]
+    lines.append("")
+    lines += _table(["stage", "op", "PE", "SIMD", "cycles / frame", "DSP", "BRAM18", "LUT"]
+                    + (["depth"] if depth else []), rows, right_from=2)
 
     lines += _partitions(r.get("partition_details"))
     lines += _implementation(r)
     handled = set(REPORT_KEYS) | {"latency_ms", "total_macs", "multipliers", "utilization_cap",
-                                  "partition_details", "implementation", "planned_fps"}
+                                  "partition_details", "implementation", "planned_fps", "timing"}
     extras = {k: v for k, v in r.items() if k not in handled}
     if extras:
         lines += ["", "## Other fields", "", "```json",

@@ -54,6 +54,13 @@ def test_project_is_complete(written):
     readme = (board / "README.md").read_text()
     assert "sh make_bitstream.sh" in readme and "openFPGALoader" in readme
     assert "serial_host.py /dev/ttyUSB0 --check golden/" in readme
+    # The timing evidence: every stage's logic depth beside the clock's limit.
+    report = json.loads((written / "report.json").read_text())
+    timing = report["timing"]
+    assert timing["max_logic_levels"] >= 1 and timing["clock_mhz"] == 100
+    depths = {s["name"]: s["logic_depth"] for s in report["stages"]}
+    assert all(isinstance(d, int) and d >= 1 for d in depths.values())
+    assert timing["deeper_stages"] == [n for n, d in depths.items() if d > timing["max_logic_levels"]]
     golden = sorted(p.name for p in (board / "golden").iterdir())
     assert golden == [f"{kind}_{k}.npy" for kind in ("input", "output") for k in range(3)]
 
