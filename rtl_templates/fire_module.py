@@ -266,14 +266,15 @@ class FireModule(ProcessingElement):
         """First input to pixel 0's first expand3x3 beat leaving the 3x3 MVU.
 
         The squeeze emits its ``k``-th beat at ``squeeze.latency() + k * steps`` (input at one
-        beat per cycle); the window needs ``rows_needed(0) * width`` pixels and
-        emits 2 cycles after the last of them; the 3x3 MVU then reads one window beat per
-        cycle.
+        beat per cycle); the window needs ``rows_needed(0) * width`` pixels and emits as many
+        cycles after the last of them as its own latency model has after its last needed beat;
+        the 3x3 MVU then reads one window beat per cycle.
         """
-        p, sq = self.params, self.params.squeeze
-        last = self.window.params.rows_needed(0) * p.width * sq.groups - 1
+        p, sq, w = self.params, self.params.squeeze, self.window.params
+        last = w.rows_needed(0) * p.width * sq.groups - 1
         t_last = self.squeeze.latency() + last * sq.steps
-        return t_last + 2 + self.expand3x3.latency()
+        after_last = self.window.latency() - (w.rows_needed(0) * w.width * w.groups - 1)
+        return t_last + after_last + self.expand3x3.latency()
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """The sum of the sub-PEs' resources (the composite adds only wires)."""

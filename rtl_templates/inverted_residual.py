@@ -280,15 +280,16 @@ class InvertedResidual(ProcessingElement):
         """First input to the projection's first output, on an empty block.
 
         With the input at one beat per cycle the expand emits its ``k``-th beat at
-        ``expand.latency() + k * expand.steps``; the window emits 2 cycles after the last beat
-        of the ``rows_needed(0)`` rows its first window reads, then one beat per cycle; the
+        ``expand.latency() + k * expand.steps``; the window emits after the last beat of the
+        ``rows_needed(0)`` rows its first window reads as many cycles as its own latency model
+        has after its last needed beat, then one beat per cycle; the
         depthwise unit emits a beat every ``K*K`` cycles from ``depthwise.latency()`` on; the
         projection's first group reads ``project.steps`` of those beats, then its pipeline.
         """
         p, ex = self.params, self.params.expand
         w = self.window.params
         last = w.rows_needed(0) * w.width * w.groups - 1
-        t_window = self.expand.latency() + last * ex.steps + 2
+        t_window = self.expand.latency() + last * ex.steps + (self.window.latency() - last)
         t_dw = t_window + self.depthwise.latency()
         return t_dw + (p.project.steps - 1) * p.depthwise.taps + MatrixVectorUnit.PIPELINE
 

@@ -6,11 +6,15 @@ per output channel. Lane ``k`` of a beat tagged with group ``g`` is channel ``g 
 
 The pipeline has no handshake of its own: every register moves when ``en`` is high, and a
 ``valid`` bit travels alongside, so the owning PE stalls it together with the rest of its
-datapath. Stages (:data:`Requantizer.LATENCY` = 3):
+datapath. Stages (:data:`Requantizer.LATENCY` = 4):
 
 1. register ``acc``, ``M[ch]`` and ``shift[ch] - 1`` (the multiplier's input registers);
 2. register ``acc * M`` (the product register: with 1 the DSP48's AREG/BREG/MREG-PREG);
-3. round, shift, clamp, register.
+3. register the product shifted right by ``shift - 1`` (a barrel shifter);
+4. round (add one, halve), clamp, register.
+
+The shift has a stage of its own because shifter, rounding adder and clamp comparators in one
+cycle were the deepest path of every compute PE (six LUT levels into a 42-bit carry chain).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from dataflows import numerics as nm
 from .resources import DeviceFamily, Resources, family, memory_resources
 from .rom import rom_read
 
-__all__ = ["Requantizer", "requantize_value", "multiplier_dsps", "maps_to_dsp", "lane_constants",
-           "group_constants", "group_constants_resources"]
+__all__ = ["Requantizer", "requantize_value", "round_clamp", "multiplier_dsps", "maps_to_dsp",
+           "lane_constants", "group_constants", "group_constants_resources"]
 
 #: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
 M_BITS = nm.MULT_BITS + 1
@@ -52,6 +56,13 @@ def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series
     return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
 
 
+def round_clamp(shifted, lo: int, hi: int):
+    """``clamp((shifted + 1) >> 1, lo, hi)``: the second half of :func:`requantize_value`,
+    on a product already shifted right by ``shift - 1``."""
+    rounded = (shifted + 1) >> 1
+    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
+
+
 def requantize_value(product, shamt, lo: int, hi: int):
     """``clamp(round_shift(product, shamt + 1), lo, hi)`` as logic (numerics.round_shift).
 
@@ -59,8 +70,7 @@ def requantize_value(product, shamt, lo: int, hi: int):
     ``((x >> (shift-1)) + 1) >> 1`` with arithmetic shifts, exactly as the numpy model. Every
     PE that requantizes uses this one expression.
     """
-    rounded = ((product >> shamt) + 1) >> 1
-    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
+    return round_clamp(product >> shamt, lo, hi)
 
 
 def lane_constants(values, lanes: int, groups: int) -> list[list[int]]:
@@ -134,7 +144,7 @@ class Requantizer(Elaboratable):
         ``valid`` delayed by :data:`LATENCY` enabled cycles.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, spec: nm.RequantSpec, lanes: int, groups: int, acc_bits: int,
                  out_bits: int):
@@ -158,9 +168,9 @@ class Requantizer(Elaboratable):
         m = Module()
         s = self.spec
         prod_bits = self.acc_bits + M_BITS
-        v1, v2 = Signal(), Signal()
+        v1, v2, v3 = Signal(), Signal(), Signal()
         with m.If(self.en):
-            m.d.sync += [v1.eq(self.valid), v2.eq(v1), self.result_valid.eq(v2)]
+            m.d.sync += [v1.eq(self.valid), v2.eq(v1), v3.eq(v2), self.result_valid.eq(v3)]
         # Stage 1 registers: the ROM's output register holds M and shift - 1 of the group.
         m1 = group_constants(m, "multipliers", self.multipliers, signed(M_BITS),
                              self.group, self.en)
@@ -170,12 +180,13 @@ class Requantizer(Elaboratable):
             acc1 = Signal(signed(self.acc_bits), name=f"acc1_lane{k}")
             prod2 = Signal(signed(prod_bits), name=f"prod2_lane{k}")
             sh2 = Signal(unsigned(6), name=f"shamt2_lane{k}")
-            clamped = requantize_value(prod2, sh2, s.lo, s.hi)
+            shifted3 = Signal(signed(prod_bits), name=f"shifted3_lane{k}")
             with m.If(self.en):
                 m.d.sync += [
                     acc1.eq(self.acc[k]),
                     prod2.eq(acc1 * m1[k]), sh2.eq(sh1[k]),
-                    self.result[k].eq(clamped),
+                    shifted3.eq(prod2 >> sh2),
+                    self.result[k].eq(round_clamp(shifted3, s.lo, s.hi)),
                 ]
         return m
 
@@ -187,10 +198,11 @@ class Requantizer(Elaboratable):
         """Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter
         after LUT6 packing, rounding adder, clamp comparators and muxes) and the result and
         shift registers; the accumulator, ``M`` and product registers are the DSP's A/B/P
-        registers when the product maps to DSPs, flip-flops otherwise."""
+        registers when the product maps to DSPs, flip-flops otherwise; the shifted product's
+        register is flip-flops."""
         prod_bits = self.acc_bits + M_BITS
         lut = self.lanes * (prod_bits + 2 * self.out_bits + 8)
-        ff = self.lanes * (self.out_bits + 12) + 3
+        ff = self.lanes * (self.out_bits + 12 + prod_bits) + 4
         if not maps_to_dsp(self.acc_bits, M_BITS):
             lut += self.lanes * self.acc_bits * M_BITS
             ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)
