@@ -127,9 +127,9 @@ class DepthwiseUnit(ProcessingElement):
         ``C / pe`` beats per output pixel, channels ascending.
     """
 
-    #: Cycles from the transfer of a group's last tap to its output transfer: stages 1-3, the
+    #: Cycles from the transfer of a group's last tap to its output transfer: stages 1-4, the
     #: requantizer, the FIFO write and read.
-    PIPELINE = 3 + Requantizer.LATENCY + 1
+    PIPELINE = 4 + Requantizer.LATENCY + 1
 
     def __init__(self, params: DepthwiseParams):
         if not isinstance(params, DepthwiseParams):
@@ -178,28 +178,35 @@ class DepthwiseUnit(ProcessingElement):
                 continue
             weights.append(rom_read(m, f"weights_lane{k}", p.wbits, words, addr, adv))
 
-        # Stage 1: input register. Stage 2: products. Stage 3: accumulators.
+        # Stage 1: input register, beside the weight ROM's output register. Stage 2: the
+        # multiplier's input registers (a block RAM's output is slow, 5.6 ns clock-to-out for
+        # an ECP5 DP16KD, too slow to feed a multiplier in the same cycle). Stage 3: products.
+        # Stage 4: accumulators.
         x1 = Signal(data.ArrayLayout(signed(p.in_bits), pe))
-        v1, first1, last1, v2, first2, last2, v3, done3 = (Signal() for _ in range(8))
-        g1, g2, g3 = (Signal.like(group) for _ in range(3))
+        v1, first1, last1, v2, first2, last2 = (Signal() for _ in range(6))
+        v3, first3, last3, v4, done4 = (Signal() for _ in range(5))
+        g1, g2, g3, g4 = (Signal.like(group) for _ in range(4))
         with m.If(adv):
             m.d.sync += [v1.eq(issue), first1.eq(tap == 0), last1.eq(tap == T - 1),
                          g1.eq(group), x1.eq(self.i.payload),
                          v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
-                         v3.eq(v2), done3.eq(v2 & last2), g3.eq(g2)]
+                         v3.eq(v2), first3.eq(first2), last3.eq(last2), g3.eq(g2),
+                         v4.eq(v3), done4.eq(v3 & last3), g4.eq(g3)]
         m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
-        # The biases of group g2, read at g1 (the ROM's output register is the stage-2 one).
+        # The biases of group g3, read at g2 (the ROM's output register is the stage-3 one).
         bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
-                               g1, adv)
+                               g2, adv)
         for k in range(pe):
-            prod2 = Signal(signed(p.in_bits + p.wbits), name=f"prod2_lane{k}")
-            acc3 = Signal(signed(p.acc_bits), name=f"acc3_lane{k}")
+            a2 = Signal(signed(p.in_bits), name=f"a2_lane{k}")
+            w2 = Signal(signed(p.wbits), name=f"w2_lane{k}")
+            prod3 = Signal(signed(p.in_bits + p.wbits), name=f"prod3_lane{k}")
+            acc4 = Signal(signed(p.acc_bits), name=f"acc4_lane{k}")
             with m.If(adv):
-                m.d.sync += prod2.eq(x1[k] * weights[k].as_signed())
-                with m.If(v2):
-                    m.d.sync += acc3.eq(Mux(first2, bias[k], acc3) + prod2)
-            m.d.comb += rq.acc[k].eq(acc3)
-        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v3 & done3), rq.group.eq(g3),
+                m.d.sync += [a2.eq(x1[k]), w2.eq(weights[k].as_signed()), prod3.eq(a2 * w2)]
+                with m.If(v3):
+                    m.d.sync += acc4.eq(Mux(first3, bias[k], acc4) + prod3)
+            m.d.comb += rq.acc[k].eq(acc4)
+        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v4 & done4), rq.group.eq(g4),
                      out_fifo.w_en.eq(adv & rq.result_valid),
                      out_fifo.w_data.eq(rq.result.as_value())]
         return m
@@ -254,5 +261,5 @@ class DepthwiseUnit(ProcessingElement):
         ff = 30
         if not mul_dsp:
             lut += p.pe * p.in_bits * p.wbits
-            ff += p.pe * (2 * p.in_bits + 2 * p.wbits + p.acc_bits)
+            ff += p.pe * (3 * p.in_bits + 3 * p.wbits + p.acc_bits)
         return res + Resources(dsp=p.pe * mul_dsp, lut=lut, ff=ff)
