@@ -20,7 +20,7 @@ from boards.lattice import Ecp5Flow
 from boards.xilinx import WRITERS as XILINX_BOARDS
 from boards.xilinx import XilinxFlow
 
-from sim.logic_depth import max_logic_levels, stage_depths
+from sim.logic_depth import max_logic_levels, stage_logic_depth
 
 from .build import BuildOptions, BuildResult, build
 from .outputs import replacing_dir
@@ -93,6 +93,19 @@ def _golden(result: BuildResult, frames: int, seed: int = 0):
     return images, [np.asarray(run_quantized(q, img)) for img in images]
 
 
+def _depths(hw, board, say) -> dict[str, int]:
+    """Every stage's logic depth, one progress line per stage (a cold cache synthesizes each:
+    seconds for a small stage, a minute for a wide one)."""
+    stages = list(hw.stages())
+    say(f"measuring the logic depth of {len(stages)} stages with yosys (cached by content): "
+        f"the timing evidence for {board.clock_mhz:g} MHz")
+    depths = {}
+    for k, st in enumerate(stages, 1):
+        depths[st.name] = stage_logic_depth(st, board.family)
+        say(f"  [{k}/{len(stages)}] {st.name}: {depths[st.name]} levels")
+    return depths
+
+
 def add_logic_depths(report: dict, depths: dict[str, int], limit: int) -> list[str]:
     """Put each stage's logic depth and the clock's limit into ``report`` (in place); return
     the warnings to print (stages deeper than the limit)."""
@@ -160,9 +173,7 @@ def bitstream(opts: BuildOptions, *, run: bool | None = None,
     run = present if run is None else run
     opts = replace(opts, on_chip_only=True)          # partitions have no board flow yet
     result = build(opts, progress=say)
-    say("measuring each stage's logic depth with yosys (cached by content), the timing "
-        "evidence for the clock")
-    warnings = add_logic_depths(result.report, stage_depths(result.parts[0].hw, board.family),
+    warnings = add_logic_depths(result.report, _depths(result.parts[0].hw, board, say),
                                 max_logic_levels(board.family, board.clock_mhz))
     images, outputs = _golden(result, GOLDEN_FRAMES)
     design = design_from_build(result, outputs[0].shape)
