@@ -99,6 +99,18 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-classes", type=positive_int, help="classifier outputs (default 1000)")
 
 
+def _add_build_args(p: argparse.ArgumentParser) -> None:
+    """The options of every command that builds (build, cosim, bitstream)."""
+    p.add_argument("--board", required=True, help="target board (vc707, zcu104, zcu102, "
+                   "pynq-z2, ultra96, u250, ecp5-85f)")
+    p.add_argument("--fps", type=positive_number, help="frames per second to reach with the least "
+                   "hardware (default: as fast as the budget allows)")
+    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
+    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default "
+                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
+
+
 def _load(args, *, weights: bool = True):
     from dataflows.source import ModelSourceError, load_model
     try:
@@ -431,14 +443,7 @@ def _parser() -> argparse.ArgumentParser:
                        "report.md and plots. A model that does not fit is split into "
                        "partitions run one after another.")
     _add_model_args(p)
-    p.add_argument("--board", required=True, help="target board (vc707, zcu104, zcu102, "
-                   "pynq-z2, ultra96, u250, ecp5-85f)")
-    p.add_argument("--fps", type=positive_number, help="frames per second to reach with the least "
-                   "hardware (default: as fast as the budget allows)")
-    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
-    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default "
-                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
+    _add_build_args(p)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("cosim", help="build, then co-simulate the design on Verilator",
@@ -451,12 +456,7 @@ def _parser() -> argparse.ArgumentParser:
                        f"{cosim_cache_dir()} (the cosim folder under ${CACHE_ENV} if set, "
                        "else under $XDG_CACHE_HOME/hwgen or ~/.cache/hwgen).")
     _add_model_args(p)
-    p.add_argument("--board", required=True, help="target board")
-    p.add_argument("--fps", type=positive_number, help="frames per second to fold for (default: fastest)")
-    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
-    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default "
-                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
+    _add_build_args(p)
     p.add_argument("--frames", type=frame_count, default=3, help="images to stream (>= 2)")
     p.add_argument("--seed", type=seed, default=0,
                    help=f"seed of the images and stalls (0 to {MAX_SEED})")
@@ -473,12 +473,7 @@ def _parser() -> argparse.ArgumentParser:
                        "shows them beside the model's. A design that misses its clock is "
                        "reported loudly, with fps at the achieved clock.")
     _add_model_args(p)
-    p.add_argument("--board", required=True, help="target board")
-    p.add_argument("--fps", type=positive_number, help="frames per second to fold for (default: fastest)")
-    p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
-    p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default "
-                   "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
+    _add_build_args(p)
     run = p.add_mutually_exclusive_group()
     run.add_argument("--run", dest="run", action="store_true", default=None,
                      help="run the tools, and fail if they are missing (default: run them "

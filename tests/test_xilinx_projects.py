@@ -143,7 +143,7 @@ def test_zynq_block_design(designs, board):
     assert [c.args[-1] for c in calls if c.command == "write_bitstream"] == ["top.bit"]
     assert any(c.command == "file_copy" and c.args[-1] == "top.hwh" for c in calls)
     assert project.run_command in (d.board_dir / "README.md").read_text()
-    assert {"pynq_driver.py", "frames.py", "design.json"} <= {p.name for p in project.files}
+    assert {"frames.py", "design.json"} <= {p.name for p in project.files}
 
 
 def test_vc707_xdma_shell(designs):

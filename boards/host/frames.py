@@ -16,10 +16,13 @@ depending on numpy only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 __all__ = ["pack_beats", "unpack_beats", "words_per_beat", "tdata_bytes", "beats_to_bytes",
-           "bytes_to_beats", "frame_to_beats"]
+           "bytes_to_beats", "frame_to_beats", "encode_frame", "output_bytes", "decode_frame",
+           "load_golden", "mismatched"]
 
 
 def words_per_beat(lanes: int, bits: int) -> int:
@@ -115,3 +118,56 @@ def frame_to_beats(frame: np.ndarray, lanes: int) -> np.ndarray:
     if lanes < 1 or frame.shape[-1] % lanes:
         raise ValueError(f"{frame.shape[-1]} channels do not fold into beats of {lanes} lanes")
     return frame.reshape(-1, lanes)
+
+
+# -- what every host program does with a build's design.json and golden/ --------------------
+def encode_frame(image: np.ndarray, design: dict) -> bytes:
+    """One (H, W, C) frame as the bytes the DMA sends: its beats back to back.
+
+    Raises
+    ------
+    ValueError
+        If the frame's shape is not the design's input shape.
+    """
+    image = np.asarray(image)
+    if tuple(image.shape) != tuple(design["input_shape"]):
+        raise ValueError(f"frame shape {image.shape} is not the design's input shape "
+                         f"{tuple(design['input_shape'])}")
+    return beats_to_bytes(frame_to_beats(image, design["in_lanes"]), design["in_bits"])
+
+
+def output_bytes(design: dict) -> int:
+    """Bytes of one output frame as the DMA receives it."""
+    return design["out_beats_per_frame"] * tdata_bytes(design["out_lanes"], design["out_bits"])
+
+
+def decode_frame(raw: bytes, design: dict) -> np.ndarray:
+    """The received bytes of one output frame as an array of the design's output shape."""
+    beats = bytes_to_beats(raw[:output_bytes(design)], design["out_lanes"], design["out_bits"])
+    return beats.reshape(design["output_shape"])
+
+
+def load_golden(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(input, expected output) pairs from ``input_<k>.npy`` / ``output_<k>.npy``, by k.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder holds no pair, or an input lacks its output.
+    """
+    inputs = sorted(Path(folder).glob("input_*.npy"), key=lambda p: int(p.stem.split("_")[1]))
+    if not inputs:
+        raise FileNotFoundError(f"no input_<k>.npy files in {str(folder)!r}")
+    pairs = []
+    for path in inputs:
+        expected = path.with_name(path.name.replace("input_", "output_"))
+        if not expected.is_file():
+            raise FileNotFoundError(f"{str(path)!r} has no {expected.name}")
+        pairs.append((np.load(path), np.load(expected)))
+    return pairs
+
+
+def mismatched(outputs, pairs) -> list[int]:
+    """Indices of the frames whose output differs from the expected one of ``pairs``."""
+    return [k for k, (out, (_, want)) in enumerate(zip(outputs, pairs))
+            if not np.array_equal(out, np.asarray(want).reshape(np.shape(out)))]

@@ -20,57 +20,11 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .frames import beats_to_bytes, bytes_to_beats, frame_to_beats, tdata_bytes
-except ImportError:
-    from frames import beats_to_bytes, bytes_to_beats, frame_to_beats, tdata_bytes
+    from .frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
+except ImportError:                 # run as a script from a board/ folder
+    from frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
 
 __all__ = ["Accelerator", "encode_frame", "decode_frame", "load_golden", "main"]
-
-
-def encode_frame(image: np.ndarray, design: dict) -> bytes:
-    """One (H, W, C) frame as the bytes the DMA sends: its beats back to back.
-
-    Raises
-    ------
-    ValueError
-        If the frame's shape is not the design's input shape.
-    """
-    image = np.asarray(image)
-    if tuple(image.shape) != tuple(design["input_shape"]):
-        raise ValueError(f"frame shape {image.shape} is not the design's input shape "
-                         f"{tuple(design['input_shape'])}")
-    return beats_to_bytes(frame_to_beats(image, design["in_lanes"]), design["in_bits"])
-
-
-def output_bytes(design: dict) -> int:
-    """Bytes of one output frame as the DMA receives it."""
-    return design["out_beats_per_frame"] * tdata_bytes(design["out_lanes"], design["out_bits"])
-
-
-def decode_frame(raw: bytes, design: dict) -> np.ndarray:
-    """The received bytes of one output frame as an array of the design's output shape."""
-    beats = bytes_to_beats(raw[:output_bytes(design)], design["out_lanes"], design["out_bits"])
-    return beats.reshape(design["output_shape"])
-
-
-def load_golden(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(input, expected output) pairs from ``input_<k>.npy`` / ``output_<k>.npy``, by k.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the folder holds no pair, or an input lacks its output.
-    """
-    inputs = sorted(Path(folder).glob("input_*.npy"), key=lambda p: int(p.stem.split("_")[1]))
-    if not inputs:
-        raise FileNotFoundError(f"no input_<k>.npy files in {str(folder)!r}")
-    pairs = []
-    for path in inputs:
-        expected = path.with_name(path.name.replace("input_", "output_"))
-        if not expected.is_file():
-            raise FileNotFoundError(f"{str(path)!r} has no {expected.name}")
-        pairs.append((np.load(path), np.load(expected)))
-    return pairs
 
 
 class Accelerator:
@@ -123,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = load_golden(args.check)
     accelerator = Accelerator(args.bitfile)
     outputs = accelerator.run([inp for inp, _ in pairs])
-    bad = [k for k, (out, (_, want)) in enumerate(zip(outputs, pairs))
-           if not np.array_equal(out, want.reshape(out.shape))]
+    bad = mismatched(outputs, pairs)
     print(f"{len(pairs)} frames, {accelerator.fps:.1f} fps, {len(bad)} mismatched {bad}")
     return 1 if bad else 0
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .frames import beats_to_bytes, bytes_to_beats, frame_to_beats, tdata_bytes
+    from .frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
 except ImportError:                 # run as a script from a board/ folder
-    from frames import beats_to_bytes, bytes_to_beats, frame_to_beats, tdata_bytes
+    from frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
 
 __all__ = ["SerialAccelerator", "main"]
 
@@ -50,8 +50,7 @@ class SerialAccelerator:
         self.design = design
         self.serial = serial.serial_for_url(port, baudrate=baud, timeout=timeout)
         self.timeout = timeout
-        self._out_bytes = design["out_beats_per_frame"] * tdata_bytes(design["out_lanes"],
-                                                                      design["out_bits"])
+        self._out_bytes = output_bytes(design)
         # A break resets the accelerator and the shell: start on a frame boundary.
         self.serial.reset_input_buffer()
         self.serial.send_break(0.01)
@@ -59,14 +58,6 @@ class SerialAccelerator:
 
     def close(self) -> None:
         self.serial.close()
-
-    def frame_bytes(self, image: np.ndarray) -> bytes:
-        """One quantized (H, W, C) image as the bytes the shell expects."""
-        d = self.design
-        if tuple(np.shape(image)) != tuple(d["input_shape"]):
-            raise ValueError(f"image shape {np.shape(image)} is not the design's input "
-                             f"{tuple(d['input_shape'])}")
-        return beats_to_bytes(frame_to_beats(image, d["in_lanes"]), d["in_bits"])
 
     def run(self, images) -> tuple[np.ndarray, float]:
         """Outputs for ``images`` (one frame in flight) and the frames per second achieved.
@@ -76,27 +67,17 @@ class SerialAccelerator:
         TimeoutError
             If a frame's output does not arrive within ``timeout`` seconds.
         """
-        d = self.design
         outputs = []
         start = time.perf_counter()
         for k, image in enumerate(images):
-            self.serial.write(self.frame_bytes(image))
+            self.serial.write(encode_frame(image, self.design))
             raw = self.serial.read(self._out_bytes)
             if len(raw) != self._out_bytes:
                 raise TimeoutError(f"frame {k}: {len(raw)} of {self._out_bytes} output bytes "
                                    f"arrived in {self.timeout:g} s")
-            beats = bytes_to_beats(raw, d["out_lanes"], d["out_bits"])
-            outputs.append(beats.reshape(d["output_shape"]))
+            outputs.append(decode_frame(raw, self.design))
         seconds = time.perf_counter() - start
         return np.stack(outputs), len(outputs) / seconds if seconds else 0.0
-
-
-def _golden_pairs(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    inputs = sorted(folder.glob("input_*.npy"), key=lambda p: int(p.stem.split("_")[1]))
-    if not inputs:
-        raise SystemExit(f"error: no input_<k>.npy files in {folder}")
-    return ([np.load(p) for p in inputs],
-            [np.load(folder / p.name.replace("input_", "output_")) for p in inputs])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,17 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     design = json.loads(args.design.read_text())
     if args.check:
-        images, expected = _golden_pairs(args.check)
+        pairs = load_golden(args.check)
+        images = [x for x, _ in pairs]
     else:
-        images, expected = list(np.load(args.images)), None
+        pairs, images = None, list(np.load(args.images))
     acc = SerialAccelerator(args.port, design, baud=args.baud, timeout=args.timeout)
     try:
         outputs, fps = acc.run(images)
     finally:
         acc.close()
     print(f"{len(images)} frames at {fps:.2f} frames/s over the link")
-    if expected is not None:
-        bad = [k for k, (o, e) in enumerate(zip(outputs, expected)) if not np.array_equal(o, e)]
+    if pairs is not None:
+        bad = mismatched(outputs, pairs)
         if bad:
             print(f"MISMATCH in frames {bad}: outputs differ from the golden model")
             return 1

@@ -1,6 +1,6 @@
 """Run a built accelerator on the VC707 over PCIe through Xilinx's XDMA driver.
 
-Copied into the vc707 build's ``board/`` folder beside ``frames.py``, ``pynq_driver.py``
+Copied into the vc707 build's ``board/`` folder beside ``frames.py``
 (whose framing helpers this uses) and ``design.json``. The XDMA driver
 (github.com/Xilinx/dma_ip_drivers, ``XDMA/linux-kernel``) exposes the card's AXI4-Stream
 channels as character devices: bytes written to ``/dev/xdma0_h2c_0`` enter ``s_axis``; a read
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .pynq_driver import decode_frame, encode_frame, load_golden, output_bytes
+    from .frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
 except ImportError:
-    from pynq_driver import decode_frame, encode_frame, load_golden, output_bytes
+    from frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
 
 __all__ = ["XdmaAccelerator", "H2C_DEVICE", "C2H_DEVICE", "main"]
 
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = load_golden(args.check)
     card = XdmaAccelerator(args.design)
     outputs = card.run([inp for inp, _ in pairs])
-    bad = [k for k, (out, (_, want)) in enumerate(zip(outputs, pairs))
-           if not np.array_equal(out, want.reshape(out.shape))]
+    bad = mismatched(outputs, pairs)
     print(f"{len(pairs)} frames, {card.fps:.1f} fps, {len(bad)} mismatched {bad}")
     return 1 if bad else 0
 

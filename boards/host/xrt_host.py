@@ -1,6 +1,6 @@
 """Run a built accelerator on the Alveo U250 through XRT (``pyxrt``).
 
-Copied into the u250 build's ``board/`` folder beside ``frames.py``, ``pynq_driver.py``
+Copied into the u250 build's ``board/`` folder beside ``frames.py``
 (whose framing helpers this uses) and ``design.json``. The xclbin holds the free-running
 ``hwgen_kernel`` and two data movers: ``hwgen_mm2s(in, beats)`` streams ``beats`` words from a
 device buffer into the kernel, ``hwgen_s2mm(out, beats)`` writes its output back. Every beat
@@ -20,11 +20,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .frames import tdata_bytes
-    from .pynq_driver import decode_frame, encode_frame, load_golden
+    from .frames import decode_frame, encode_frame, load_golden, mismatched, tdata_bytes
 except ImportError:
-    from frames import tdata_bytes
-    from pynq_driver import decode_frame, encode_frame, load_golden
+    from frames import decode_frame, encode_frame, load_golden, mismatched, tdata_bytes
 
 __all__ = ["XrtAccelerator", "word_bytes", "to_words", "from_words", "main"]
 
@@ -115,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = load_golden(args.check)
     card = XrtAccelerator(args.xclbin)
     outputs = card.run([inp for inp, _ in pairs])
-    bad = [k for k, (out, (_, want)) in enumerate(zip(outputs, pairs))
-           if not np.array_equal(out, want.reshape(out.shape))]
+    bad = mismatched(outputs, pairs)
     print(f"{len(pairs)} frames, {card.fps:.1f} fps, {len(bad)} mismatched {bad}")
     return 1 if bad else 0
 

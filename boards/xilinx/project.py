@@ -67,14 +67,11 @@ def stage_sources(design: BoardDesign) -> list[Path]:
 
 
 def copy_host(design: BoardDesign, program: str) -> list[Path]:
-    """The host program ``program``, ``frames.py`` and ``design.json`` into the project.
-
-    ``pynq_driver.py`` always comes too: the other host programs take its frame encoding and
-    golden-file helpers (it imports ``pynq`` only when an overlay is loaded).
-    """
+    """The host program ``program``, ``frames.py`` (the framing and golden-file helpers every
+    host program shares) and ``design.json`` into the project."""
     board_dir = design.board_dir
     return [Path(shutil.copyfile(_HOST_DIR / name, board_dir / name))
-            for name in sorted({program, "pynq_driver.py", "frames.py"})] + \
+            for name in sorted({program, "frames.py"})] + \
         [write_text(board_dir / DESIGN_JSON, design.host_json())]
 
 
