@@ -72,6 +72,9 @@ _LUTRAM_READS = {
                  {"DOA", "DOB", "DOC", "DOD", "DOE", "DOF", "DOG"}),
     "RAM64M8": ({"ADDRA", "ADDRB", "ADDRC", "ADDRD", "ADDRE", "ADDRF", "ADDRG"},
                 {"DOA", "DOB", "DOC", "DOD", "DOE", "DOF", "DOG"}),
+    # Single-port LUT RAMs (synth_xilinx maps small RAMs with one address to them).
+    **{f"RAM{2 ** n}X1S": ({f"A{k}" for k in range(n)}, {"O"}) for n in (4, 5, 6, 7)},
+    "RAM256X1S": ({"A"}, {"O"}),
     "RAM32X1D": ({"DPRA0", "DPRA1", "DPRA2", "DPRA3", "DPRA4"}, {"DPO"}),
     "RAM64X1D": ({"DPRA0", "DPRA1", "DPRA2", "DPRA3", "DPRA4", "DPRA5"}, {"DPO"}),
     "RAM128X1D": ({"DPRA"}, {"DPO"}),
