@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from dataflows import numerics as nm
 
 from .pe import ProcessingElement, beat_signature
-from .requant import multiplier_dsps, requantize_value
+from .requant import clamp_flags, multiplier_dsps, requantize_value, select_clamped
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 from .rom import lut_ram
 
@@ -88,9 +88,12 @@ def _is_trivial_constant(m: int) -> bool:
 class Add(ProcessingElement):
     """Residual add of two streams at different scales, requantized to a third.
 
-    Pipeline: products ``a*Ma``, ``b*Mb`` (stage 1), their sum (stage 2), then the rounding
-    shift and clamp as logic on the stage-2 register. A beat transfers only when both inputs
-    are valid and the pipeline advances. Latency 2, one beat per cycle.
+    Pipeline: products ``a*Ma``, ``b*Mb`` (stage 1), their sum (stage 2), the rounded sum's
+    narrow terms (stage 3, :func:`~rtl_templates.requant.clamp_flags` on the sum shifted by
+    the constant ``shift - 1``), then the choice between the rounded value and a bound as
+    logic on the stage-3 registers. A beat transfers only when both inputs are valid and the
+    pipeline advances. Latency 3, one beat per cycle. (Rounding and clamping on the sum in
+    one cycle was four LUT levels on UltraScale+, where 250 MHz allows three.)
 
     Parameters
     ----------
@@ -112,10 +115,10 @@ class Add(ProcessingElement):
         m.d.comb += [self.a.ready.eq(self.b.valid & advance),
                      self.b.ready.eq(self.a.valid & advance)]
         pbits = p.bits + nm.MULT_BITS + 1
-        prod_valid, out_valid = Signal(), Signal()
+        prod_valid, sum_valid, out_valid = Signal(), Signal(), Signal()
         m.d.comb += self.o.valid.eq(out_valid)
         with m.If(advance):
-            m.d.sync += [prod_valid.eq(take), out_valid.eq(prod_valid)]
+            m.d.sync += [prod_valid.eq(take), sum_valid.eq(prod_valid), out_valid.eq(sum_valid)]
         for k in range(p.simd):
             pa, pb = Signal(signed(pbits), name=f"pa{k}"), Signal(signed(pbits), name=f"pb{k}")
             total = Signal(signed(pbits + 1), name=f"sum{k}")
@@ -123,7 +126,13 @@ class Add(ProcessingElement):
                 m.d.sync += [pa.eq(self.a.payload[k] * Const(p.multiplier_a, signed(nm.MULT_BITS + 1))),
                              pb.eq(self.b.payload[k] * Const(p.multiplier_b, signed(nm.MULT_BITS + 1))),
                              total.eq(pa + pb)]
-            m.d.comb += self.o.payload[k].eq(requantize_value(total, p.shift - 1, p.lo, p.hi))
+            flags = {"fits": Signal(name=f"fits{k}"), "negative": Signal(name=f"negative{k}"),
+                     "under": Signal(name=f"under{k}"), "over": Signal(name=f"over{k}"),
+                     "rounded": Signal(p.bits, name=f"rounded{k}")}
+            terms = clamp_flags(total >> (p.shift - 1), p.lo, p.hi, p.bits)
+            with m.If(advance):
+                m.d.sync += [flags[name].eq(terms[name]) for name in flags]
+            m.d.comb += self.o.payload[k].eq(select_clamped(flags, p.lo, p.hi))
         return m
 
     def behaviour(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,7 +143,7 @@ class Add(ProcessingElement):
         return self.params.frame_beats
 
     def latency(self) -> int:
-        return 2  # product register, sum register
+        return 3  # product register, sum register, rounding and clamp terms
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """Per lane: a DSP per non-trivial constant product; LUTs: sum, rounding, clamp."""
@@ -143,7 +152,7 @@ class Add(ProcessingElement):
         mults = sum(not _is_trivial_constant(mm) for mm in (p.multiplier_a, p.multiplier_b))
         dsp = p.simd * mults * multiplier_dsps(p.bits, nm.MULT_BITS + 1, family)
         lut = p.simd * (pbits + 2 * p.bits + (pbits if mults < 2 else 0)) + 4
-        ff = p.simd * (3 * pbits + 1) + 2
+        ff = p.simd * (3 * pbits + 1 + p.bits + 4) + 3
         return Resources(dsp=dsp, lut=lut, ff=ff)
 
 

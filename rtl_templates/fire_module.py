@@ -259,7 +259,7 @@ class FireModule(ProcessingElement):
         expand1x1's first group reads pixel 0's ``squeeze.groups`` beats, then takes its
         pipeline. The 3x3 branch's beats of pixel 0 follow at :meth:`window_latency`."""
         sq = self.params.squeeze
-        return (self.squeeze.latency() + (sq.groups - 1) * sq.steps + MatrixVectorUnit.PIPELINE
+        return (self.squeeze.latency() + (sq.groups - 1) * sq.steps + self.expand1x1.pipeline
                 + self.bypass.latency())
 
     def window_latency(self) -> int:

@@ -291,7 +291,7 @@ class InvertedResidual(ProcessingElement):
         last = w.rows_needed(0) * w.width * w.groups - 1
         t_window = self.expand.latency() + last * ex.steps + (self.window.latency() - last)
         t_dw = t_window + self.depthwise.latency()
-        return t_dw + (p.project.steps - 1) * p.depthwise.taps + MatrixVectorUnit.PIPELINE
+        return t_dw + (p.project.steps - 1) * p.depthwise.taps + self.project.pipeline
 
     def latency(self) -> int:
         """:meth:`main_latency`, plus the Add's 2 cycles with a residual (its skip beat waits

@@ -15,14 +15,17 @@ function of the FIFO level register only, so ``o.ready`` never reaches ``i.ready
 1. input beat register / buffer read data, weight-ROM data;
 2. multiplier input registers;
 3. product registers (``pe * simd`` DSPs);
-4. adder tree over the ``simd`` products of each PE row;
+4. adder tree over the ``simd`` products of each PE row, a register after each of its
+   ``ceil(log2(simd))`` levels (:func:`adder_tree`);
 5. accumulator (loaded with ``bias + sum`` on a group's first step);
-6-8. requantizer; then a 2-entry output FIFO.
+then the requantizer's five stages and a 2-entry output FIFO.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
@@ -40,6 +43,7 @@ from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resource
                         lutram_luts, memory_resources)
 
 __all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "adder_tree",
+           "adder_tree_stages", "adder_tree_register_bits",
            "pack_rom", "memory_attrs", "OUTPUT_FIFO_DEPTH"]
 
 #: Output FIFO depth: 2 lets the pipeline push every cycle while the FIFO drains every cycle.
@@ -100,23 +104,56 @@ def pack_rom(rows: np.ndarray, bits: int) -> list[int]:
     return [sum((int(v) & mask) << (k * bits) for k, v in enumerate(row)) for row in rows]
 
 
-def adder_tree(m: Module, terms: list, width: int, name: str):
-    """Combinational balanced sum of ``terms`` as a signed ``width``-bit signal.
+def _tree_widths(widths: list[int], width: int) -> list[list[int]]:
+    """Per level of a balanced adder tree, the widths of its terms (the inputs' first)."""
+    levels = [list(widths)]
+    while len(widths) > 1:
+        nxt = [min(width, max(widths[j], widths[j + 1]) + 1) for j in range(0, len(widths) - 1, 2)]
+        widths = nxt + ([widths[-1]] if len(widths) % 2 else [])
+        levels.append(widths)
+    return levels
 
-    Each level is only as wide as its sums can get (one bit more than the level below, up to
-    ``width``): the same values, but about a third fewer netlist bits to elaborate, convert
-    and simulate on a wide row than with every adder at the accumulator's width.
+
+def adder_tree_stages(count: int) -> int:
+    """Register stages of :func:`adder_tree` over ``count`` terms: one per level, at least
+    one."""
+    return max(1, math.ceil(math.log2(count)))
+
+
+def adder_tree_register_bits(count: int, bits: int, width: int) -> int:
+    """Flip-flops of :func:`adder_tree` over ``count`` terms of ``bits`` bits."""
+    levels = _tree_widths([bits] * count, width)
+    return sum(sum(level) for level in levels[1:]) if count > 1 else bits
+
+
+def adder_tree(m: Module, terms: list, width: int, name: str, en) -> Signal:
+    """Balanced sum of ``terms`` as a signed ``width``-bit signal, with a register after
+    every level (:func:`adder_tree_stages` of them; clock enable ``en``).
+
+    One adder between registers: two in series were four to five LUT levels on 7-series,
+    where 200 MHz allows four (docs/timing.md). Each level is only as wide as its sums can get
+    (one bit more than the level below, up to ``width``): the same values, with about a third
+    fewer bits to elaborate, simulate and register than at the accumulator's width.
     """
+    if len(terms) == 1:
+        out = Signal(signed(width), name=f"{name}_l0_0")
+        with m.If(en):
+            m.d.sync += out.eq(terms[0])
+        return out
     level = 0
     while len(terms) > 1:
         nxt = []
         for j in range(0, len(terms) - 1, 2):
             bits = min(width, max(len(terms[j]), len(terms[j + 1])) + 1)
             s = Signal(signed(bits), name=f"{name}_l{level}_{j // 2}")
-            m.d.comb += s.eq(terms[j] + terms[j + 1])
+            with m.If(en):
+                m.d.sync += s.eq(terms[j] + terms[j + 1])
             nxt.append(s)
-        if len(terms) % 2:
-            nxt.append(terms[-1])
+        if len(terms) % 2:   # the odd term waits a level
+            s = Signal(signed(len(terms[-1])), name=f"{name}_l{level}_{len(terms) // 2}")
+            with m.If(en):
+                m.d.sync += s.eq(terms[-1])
+            nxt.append(s)
         terms, level = nxt, level + 1
     return terms[0]
 
@@ -220,14 +257,15 @@ class MatrixVectorUnit(ProcessingElement):
         ``cout / pe`` beats per output pixel, channels ascending.
     """
 
-    #: Cycles from the transfer (issue) of a group's last step to its output transfer: stages
-    #: 1-5, the requantizer, the FIFO write and the FIFO read.
-    PIPELINE = 5 + Requantizer.LATENCY + 1
-
     def __init__(self, params: MatrixVectorParams):
         if not isinstance(params, MatrixVectorParams):
             raise TypeError(f"params must be MatrixVectorParams, not {params!r}")
         self.params = params
+        #: Register stages of the adder tree (stage 4).
+        self.tree_stages = adder_tree_stages(params.simd)
+        #: Cycles from the transfer (issue) of a group's last step to its output transfer:
+        #: stages 1-3, the tree's, the accumulator, the requantizer, the FIFO write and read.
+        self.pipeline = 4 + self.tree_stages + Requantizer.LATENCY + 1
         super().__init__({"i": In(beat_signature(params.in_bits, params.simd)),
                           "o": Out(beat_signature(params.out_bits, params.pe))})
 
@@ -316,24 +354,30 @@ class MatrixVectorUnit(ProcessingElement):
                     m.d.sync += [w2[r][j].eq(roms[r][j * p.wbits:(j + 1) * p.wbits].as_signed()),
                                  p3[r][j].eq(a2[j] * w2[r][j])]
 
-        # Stage 4: adder trees. Stage 5: accumulators (bias on a group's first step).
-        v4, first4, last4, v5, done5 = (Signal() for _ in range(5))
-        g4, g5 = Signal.like(group), Signal.like(group)
-        m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
-        # The biases of group g4, read at g3 (the ROM's output register is the stage-4 one).
-        bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
-                               g3, adv)
-        with m.If(adv):
-            m.d.sync += [v4.eq(v3), first4.eq(first3), last4.eq(last3), g4.eq(g3),
-                         v5.eq(v4), done5.eq(v4 & last4), g5.eq(g4)]
-        for r in range(pe):
-            s4 = Signal(signed(p.acc_bits), name=f"sum4_pe{r}")
-            acc5 = Signal(signed(p.acc_bits), name=f"acc5_pe{r}")
-            tree = adder_tree(m, list(p3[r]), p.acc_bits, f"tree_pe{r}")
+        # Stage 4: adder trees, a register after each level (self.tree_stages of them), the
+        # control delayed alongside. Stage 5: accumulators (bias on a group's first step).
+        ctl = [(v3, first3, last3, g3)]
+        for t in range(1, self.tree_stages + 1):
+            regs = (Signal(name=f"v4_{t}"), Signal(name=f"first4_{t}"), Signal(name=f"last4_{t}"),
+                    Signal.like(group, name=f"g4_{t}"))
             with m.If(adv):
-                m.d.sync += s4.eq(tree)
-                with m.If(v4):
-                    m.d.sync += acc5.eq(Mux(first4, bias[r], acc5) + s4)
+                m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
+            ctl.append(regs)
+        v4, first4, last4, g4 = ctl[-1]
+        v5, done5 = Signal(), Signal()
+        g5 = Signal.like(group)
+        m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
+        # The biases of group g4, read a stage earlier (the ROM's output register is the last
+        # tree stage's).
+        bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
+                               ctl[-2][3], adv)
+        with m.If(adv):
+            m.d.sync += [v5.eq(v4), done5.eq(v4 & last4), g5.eq(g4)]
+        for r in range(pe):
+            acc5 = Signal(signed(p.acc_bits), name=f"acc5_pe{r}")
+            s4 = adder_tree(m, list(p3[r]), p.acc_bits, f"tree_pe{r}", adv)
+            with m.If(adv & v4):
+                m.d.sync += acc5.eq(Mux(first4, bias[r], acc5) + s4)
             m.d.comb += rq.acc[r].eq(acc5)
         m.d.comb += [rq.en.eq(adv), rq.valid.eq(v5 & done5), rq.group.eq(g5),
                      out_fifo.w_en.eq(adv & rq.result_valid),
@@ -361,7 +405,7 @@ class MatrixVectorUnit(ProcessingElement):
 
     def latency(self) -> int:
         """First input transfer to first output: the ``steps`` of group 0, then the pipeline."""
-        return self.params.steps - 1 + self.PIPELINE
+        return self.params.steps - 1 + self.pipeline
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """Counts of what :meth:`elaborate` builds.
@@ -374,8 +418,9 @@ class MatrixVectorUnit(ProcessingElement):
         the same for all groups (:func:`~rtl_templates.requant.group_constants_resources`).
         LUT: adder trees ``pe * (simd - 1) * acc_bits``, accumulators ``pe * acc_bits``,
         counters and control ~30.
-        FF: input and buffer registers, ROM output registers when the ROM is logic, adder-tree
-        and accumulator registers ``2 * pe * acc_bits``, control ~30; the multiplier input and
+        FF: input and buffer registers, ROM output registers when the ROM is logic, the adder
+        trees' registers (every level's, :func:`adder_tree_register_bits`) and accumulators
+        ``pe * acc_bits``, control ~30; the multiplier input and
         product registers are the DSPs' own (A/B/M/P) when the products map to DSPs.
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
@@ -393,7 +438,8 @@ class MatrixVectorUnit(ProcessingElement):
                                               signed(p.acc_bits), family)
         lut = (p.pe * (p.simd - 1) * p.acc_bits + p.pe * p.acc_bits
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
-        ff = (p.simd * p.in_bits * (2 if p.groups > 1 else 1) + 2 * p.pe * p.acc_bits + 30
+        tree_ff = p.pe * adder_tree_register_bits(p.simd, prod_bits, p.acc_bits)
+        ff = (p.simd * p.in_bits * (2 if p.groups > 1 else 1) + tree_ff + p.pe * p.acc_bits + 30
               + (p.pe * p.simd * p.wbits if not rom.bram18 and p.groups * p.steps > 1 else 0))
         if not mul_dsp:
             lut += p.pe * p.simd * p.in_bits * p.wbits

@@ -6,15 +6,21 @@ per output channel. Lane ``k`` of a beat tagged with group ``g`` is channel ``g 
 
 The pipeline has no handshake of its own: every register moves when ``en`` is high, and a
 ``valid`` bit travels alongside, so the owning PE stalls it together with the rest of its
-datapath. Stages (:data:`Requantizer.LATENCY` = 4):
+datapath. Stages (:data:`Requantizer.LATENCY` = 5):
 
 1. register ``acc``, ``M[ch]`` and ``shift[ch] - 1`` (the multiplier's input registers);
 2. register ``acc * M`` (the product register: with 1 the DSP48's AREG/BREG/MREG-PREG);
 3. register the product shifted right by ``shift - 1`` (a barrel shifter);
-4. round (add one, halve), clamp, register.
+4. on the shifted product's low ``out_bits + 2`` bits only, register the rounded value and
+   its comparisons with the bounds, and whether the high bits are a plain sign extension
+   (:func:`clamp_flags`);
+5. select the rounded value or a bound (one LUT a bit) and register it.
 
 The shift has a stage of its own because shifter, rounding adder and clamp comparators in one
-cycle were the deepest path of every compute PE (six LUT levels into a 42-bit carry chain).
+cycle were the deepest path of every compute PE (six LUT levels into a 42-bit carry chain);
+rounding and clamping are split the same way because a 40-bit rounding carry chain followed by
+a 40-bit comparison and the bound multiplexer was seven levels on 7-series (docs/timing.md),
+where the clock allows four.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from dataflows import numerics as nm
 from .resources import DeviceFamily, Resources, family, memory_resources
 from .rom import rom_read
 
-__all__ = ["Requantizer", "requantize_value", "round_clamp", "multiplier_dsps", "maps_to_dsp",
+__all__ = ["Requantizer", "requantize_value", "round_clamp", "clamp_flags", "select_clamped",
+           "multiplier_dsps", "maps_to_dsp",
            "lane_constants", "group_constants", "group_constants_resources"]
 
 #: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
@@ -61,6 +68,34 @@ def round_clamp(shifted, lo: int, hi: int):
     on a product already shifted right by ``shift - 1``."""
     rounded = (shifted + 1) >> 1
     return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
+
+
+def clamp_flags(shifted, lo: int, hi: int, out_bits: int) -> dict:
+    """The terms of ``round_clamp(shifted, lo, hi)`` from narrow logic, for a register stage.
+
+    ``(shifted + 1) >> 1 < lo`` exactly when ``shifted < 2*lo - 1``, and ``> hi`` exactly
+    when ``shifted > 2*hi``; both constants fit ``out_bits + 2`` signed bits. So a value whose
+    bits above those are a sign extension of them is compared, and rounded, on its low
+    ``out_bits + 2`` bits; any other value lies beyond both constants, below ``lo`` when
+    negative and above ``hi`` otherwise. Returns the Values ``fits``, ``negative``, ``under``,
+    ``over`` and ``rounded`` (``out_bits`` wide, valid when none of the others applies);
+    :func:`select_clamped` finishes the job.
+    """
+    n = out_bits + 2
+    width = len(shifted)
+    if width <= n:
+        low, fits = shifted.as_signed(), Const(1)
+    else:
+        high = shifted[n - 1:]
+        low, fits = shifted[:n].as_signed(), high.all() | ~high.any()
+    return {"fits": fits, "negative": shifted[-1], "under": low < 2 * lo - 1,
+            "over": low > 2 * hi, "rounded": ((low + 1) >> 1)[:out_bits]}
+
+
+def select_clamped(flags: dict, lo: int, hi: int):
+    """``round_clamp`` from registered :func:`clamp_flags`: a function of five bits per bit."""
+    return Mux(~flags["fits"], Mux(flags["negative"], lo, hi),
+               Mux(flags["under"], lo, Mux(flags["over"], hi, flags["rounded"].as_signed())))
 
 
 def requantize_value(product, shamt, lo: int, hi: int):
@@ -144,7 +179,7 @@ class Requantizer(Elaboratable):
         ``valid`` delayed by :data:`LATENCY` enabled cycles.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, spec: nm.RequantSpec, lanes: int, groups: int, acc_bits: int,
                  out_bits: int):
@@ -168,9 +203,10 @@ class Requantizer(Elaboratable):
         m = Module()
         s = self.spec
         prod_bits = self.acc_bits + M_BITS
-        v1, v2, v3 = Signal(), Signal(), Signal()
+        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
         with m.If(self.en):
-            m.d.sync += [v1.eq(self.valid), v2.eq(v1), v3.eq(v2), self.result_valid.eq(v3)]
+            m.d.sync += [v1.eq(self.valid), v2.eq(v1), v3.eq(v2), v4.eq(v3),
+                         self.result_valid.eq(v4)]
         # Stage 1 registers: the ROM's output register holds M and shift - 1 of the group.
         m1 = group_constants(m, "multipliers", self.multipliers, signed(M_BITS),
                              self.group, self.en)
@@ -181,12 +217,19 @@ class Requantizer(Elaboratable):
             prod2 = Signal(signed(prod_bits), name=f"prod2_lane{k}")
             sh2 = Signal(unsigned(6), name=f"shamt2_lane{k}")
             shifted3 = Signal(signed(prod_bits), name=f"shifted3_lane{k}")
+            flags4 = {"fits": Signal(name=f"fits4_lane{k}"),
+                      "negative": Signal(name=f"negative4_lane{k}"),
+                      "under": Signal(name=f"under4_lane{k}"),
+                      "over": Signal(name=f"over4_lane{k}"),
+                      "rounded": Signal(self.out_bits, name=f"rounded4_lane{k}")}
+            terms = clamp_flags(shifted3, s.lo, s.hi, self.out_bits)
             with m.If(self.en):
                 m.d.sync += [
                     acc1.eq(self.acc[k]),
                     prod2.eq(acc1 * m1[k]), sh2.eq(sh1[k]),
                     shifted3.eq(prod2 >> sh2),
-                    self.result[k].eq(round_clamp(shifted3, s.lo, s.hi)),
+                    *(flags4[name].eq(terms[name]) for name in flags4),
+                    self.result[k].eq(select_clamped(flags4, s.lo, s.hi)),
                 ]
         return m
 
@@ -196,13 +239,13 @@ class Requantizer(Elaboratable):
 
     def resources(self, fam: str | DeviceFamily = "7series") -> Resources:
         """Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter
-        after LUT6 packing, rounding adder, clamp comparators and muxes) and the result and
-        shift registers; the accumulator, ``M`` and product registers are the DSP's A/B/P
-        registers when the product maps to DSPs, flip-flops otherwise; the shifted product's
-        register is flip-flops."""
+        after LUT6 packing, sign-extension check, narrow rounding adder and comparators, bound
+        multiplexer) and the shift, stage-4 and result registers; the accumulator, ``M`` and
+        product registers are the DSP's A/B/P registers when the product maps to DSPs,
+        flip-flops otherwise; the shifted product's register is flip-flops."""
         prod_bits = self.acc_bits + M_BITS
         lut = self.lanes * (prod_bits + 2 * self.out_bits + 8)
-        ff = self.lanes * (self.out_bits + 12 + prod_bits) + 4
+        ff = self.lanes * (2 * self.out_bits + 16 + prod_bits) + 5
         if not maps_to_dsp(self.acc_bits, M_BITS):
             lut += self.lanes * self.acc_bits * M_BITS
             ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)

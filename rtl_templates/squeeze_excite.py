@@ -251,8 +251,8 @@ class SqueezeExcite(ProcessingElement):
 
         * pool: beat ``j`` at ``pool.latency() + j`` (the last pixel's beats, one per cycle);
         * an MVU on one pixel issues group 0's steps as their inputs arrive, then replays the
-          other groups back to back: group ``g`` leaves ``g * steps + PIPELINE`` after the
-          last input arrives;
+          other groups back to back: group ``g`` leaves ``g * steps + pipeline`` after the
+          last input arrives (``pipeline``: the unit's own);
         * the table adds 1;
         * a narrowing converter loads a beat when it arrives or when its previous beat's last
           slice leaves, whichever is later, and sends ``k`` slices on the following cycles; a
@@ -263,7 +263,7 @@ class SqueezeExcite(ProcessingElement):
         for mvu in (self.reduce, self.expand):
             q = mvu.params
             last = t[q.steps - 1]
-            t = [last + g * q.steps + MatrixVectorUnit.PIPELINE for g in range(q.groups)]
+            t = [last + g * q.steps + mvu.pipeline for g in range(q.groups)]
         t = [x + self.gate.latency() for x in t]
         if self.convert is None:
             return t
