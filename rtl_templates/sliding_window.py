@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.wiring import In, Out
 
 from dataflows.layers import window_output_size
 
-from .address import scaled
+from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
 from .beats import WindowOrder, window_beats
 from .rom import block_ram
 from .pe import ProcessingElement, beat_signature
@@ -185,8 +185,9 @@ class SlidingWindow(ProcessingElement):
     stores incoming beats row after row into the slots in turn; it stalls only when every slot
     holds a row still needed. A reader walks (output row, output column, taps) and starts an
     output row once all the frame rows it needs are complete, so a row is read only after it
-    is fully written and released once no later window needs it. The reader is a two-stage
-    pipeline (registered read addresses, then the RAMs' output registers, both held under
+    is fully written and released once no later window needs it. The reader computes each
+    beat's read addresses in a pipeline with one adder between registers (three stages, the
+    address tree's, the address register, then the RAMs' output registers, all held under
     backpressure; the banks' words rotated into tap order), so it emits one beat per cycle,
     without bubbles between pixels, rows or frames. A 1x1 window at stride 1 is a plain wire.
 
@@ -231,31 +232,57 @@ class SlidingWindow(ProcessingElement):
         rams = [block_ram(m, "buffer" if n == 1 else f"buffer{b}", width, slots * row_words[b])
                 for b in range(n)]
 
-        # Rows written minus rows released, as the reader counts them (a row is released when
-        # its last window is issued). It goes negative when the reader releases rows no window
-        # uses (skipped by the stride, or cut off by floor rounding) before they arrive.
-        # `held` is the writer's count: a released row's slot is free only once the read of
-        # its last window has left stage A for the RAM.
+        # Row accounting in free-running counters, compared through their wrapped difference
+        # (one subtraction, so no three-operand sums on the issue path): `rows_in` counts
+        # completed rows (a cycle late, from `row_done_reg`); the reader may read a beat while
+        # rows_in >= `threshold`, the rows released so far plus the rows the current output
+        # row needs (it runs ahead of rows_in when the reader releases rows no window uses,
+        # skipped by the stride or cut off by floor rounding, before they arrive); the writer
+        # may take a beat while its rows (rows_in plus the pending one) < `limit`, the rows
+        # freed so far plus `slots`; a released row's slot is freed once the read of its last
+        # window has left stage A for the RAM.
         coord = signed(max(p.height, p.width + pl, slots).bit_length() + 4)
-        occupied = Signal(coord)
-        held = Signal(coord)
+        count = coord.width
+        rows_in = Signal(count)
+        threshold = Signal(count, init=p.rows_needed(0))
+        limit = Signal(count, init=slots)
+
+        def wrapped_negative(a, b):
+            diff = Signal(signed(count))
+            m.d.comb += diff.eq(a - b)
+            return diff[-1]
 
         # Writer: fills slot after slot, a row at a time; frames need no special case. The
-        # padded column px = x + pl of the incoming pixel is kept as (px // n, px % n).
+        # padded column px = x + pl of the incoming pixel is kept as (px // n, px % n). A
+        # bank's words of a row are written in address order (columns ascending, channel
+        # groups within), so its write address is a counter stepping on each write to it and
+        # returning to 0 after the last slot's row.
         w_slot = Signal(range(slots))
         w_q = Signal(range((pl + p.width) // n + 1), init=pl // n)
         w_bank = Signal(range(n), init=pl % n)
         w_cg = Signal(range(g))
         last_q, last_bank = divmod(pl + p.width - 1, n)
         take = Signal()
-        row_done = Signal()
-        m.d.comb += [self.i.ready.eq(held < slots), take.eq(self.i.valid & self.i.ready)]
+        row_done, row_done_reg = Signal(), Signal()
+        m.d.comb += [
+            self.i.ready.eq(Mux(row_done_reg, wrapped_negative(rows_in + 1, limit),
+                                wrapped_negative(rows_in, limit))),
+            take.eq(self.i.valid & self.i.ready),
+        ]
+        m.d.sync += row_done_reg.eq(row_done)
+        with m.If(row_done_reg):
+            m.d.sync += rows_in.eq(rows_in + 1)
         for b, (wr, _) in enumerate(rams):
+            w_addr = Signal(range(slots * row_words[b] + 1), name=f"w_addr{b}")
             m.d.comb += [
-                wr.addr.eq(scaled(w_slot, row_words[b]) + scaled(w_q - columns[b][0], g) + w_cg),
+                wr.addr.eq(w_addr),
                 wr.data.eq(self.i.payload.as_value()),
                 wr.en.eq(take & (w_bank == b)),
             ]
+            with m.If(take & (w_bank == b)):
+                m.d.sync += w_addr.eq(w_addr + 1)
+            with m.If(row_done & (w_slot == slots - 1)):
+                m.d.sync += w_addr.eq(0)
         with m.If(take):
             with m.If(w_cg == g - 1):
                 m.d.sync += w_cg.eq(0)
@@ -270,12 +297,11 @@ class SlidingWindow(ProcessingElement):
             with m.Else():
                 m.d.sync += w_cg.eq(w_cg + 1)
 
-        # Reader counters: the output row start r0 = oy*s - pt runs as a signed register, the
-        # output column's first padded column ox*s as (q0, b0) = divmod(ox*s, n); the slot of
-        # the first in-frame row of the current output row is base_slot.
+        # Reader counters: the output row, the output column's first padded column ox*s as
+        # (q0, b0) = divmod(ox*s, n), the taps; base_slot is the slot of the first in-frame row
+        # of the current output row.
         oy = Signal(range(p.out_height))
         ox = Signal(range(p.out_width))
-        r0 = Signal(coord, init=-pt)
         q0 = Signal(coord)
         b0 = Signal(range(n))
         base_slot = Signal(range(slots))
@@ -285,72 +311,129 @@ class SlidingWindow(ProcessingElement):
         else:
             taps = [(kxg, k), (ky, k), (cg, g)]
 
-        # Per output row: its first in-frame row `base`, the rows it needs counted from there,
-        # and the rows it releases when it ends, from tables over oy, registered as the row
-        # starts: issuing then waits for one comparison, not for the row arithmetic (which,
-        # done from r0 every cycle, was the longest path of a whole network on ECP5).
+        # Per output row, registers loaded as it starts from tables indexed by the row that
+        # ends (so no arithmetic on the row number sits before them): its first row r0 (in
+        # the padding when negative), lead = r0 minus its first in-frame row, the rows it
+        # releases when it ends (and that minus `slots`, so the next base slot is chosen by a
+        # sign rather than computed by a compare after a sum), and how far `threshold` moves.
         rows = range(p.out_height)
         base_of = [max(0, p.row_start(y)) for y in rows]
-        need_of = [p.rows_needed(y) for y in rows]
         release_of = [(p.height if y == p.out_height - 1 else max(0, p.row_start(y + 1)))
                       - base_of[y] for y in rows]
-        base = Signal(coord, init=base_of[0])
-        need = Signal(coord, init=need_of[0])
-        release = Signal(coord, init=release_of[0])
-        ok = Signal()
-        m.d.comb += ok.eq(occupied >= need)
+        row_tables = {
+            "r0": [p.row_start(y) for y in rows],
+            "lead": [p.row_start(y) - base_of[y] for y in rows],
+            "release": release_of,
+            "release_wrap": [r - slots for r in release_of],
+            "advance": [release_of[y] + p.rows_needed((y + 1) % p.out_height)
+                        - p.rows_needed(y) for y in rows],
+        }
+        row = {name: Signal(coord, name=name, init=table[0]) for name, table in row_tables.items()}
+        following = {name: Array(Const(v, coord) for v in table[1:] + table[:1])
+                     for name, table in row_tables.items()}
+        last_tap = Signal()
+        m.d.comb += last_tap.eq(Cat(*(sig == lim - 1 for sig, lim in taps)).all())
 
-        iy = Signal(coord)
-        offset = Signal(coord)
-        slot_sum = Signal(range(2 * slots + k))
-        slot = Signal(range(slots))
-        row_pad = Signal()
+        # The read address is computed in a feed-forward pipeline from the counters, one adder
+        # between registers: stage 1 the frame row r0 + ky, the slot base base_slot + lead and
+        # the column q0 + kxg; stage 2 padding by row and the slot before its wrap, the
+        # column per bank; stage 3 the slot, padding by column, the column offset; then an
+        # adder tree (:func:`adder_tree`) over slot * row_words (a table), the column offset
+        # times the channel groups (shifts) and the channel group; stage A the address (0
+        # where padded). The counters run ahead, a beat per move of the pipeline: the beat in
+        # stage A waits there until the rows it reads are complete (its output row's
+        # threshold travels with it) and then moves to stage B, the RAMs' output registers, so
+        # reads happen, and rows are freed, exactly when a reader with no address pipeline
+        # would read and free them, and the pipeline adds no latency once full.
+        adv_b, adv = Signal(), Signal()
+        valid_a, valid_b, ok_a = Signal(), Signal(), Signal()
+        row_end = Signal()
+
+        def stage(name: str, value, shape=None):
+            reg = Signal(shape if shape is not None else value.shape(), name=name)
+            with m.If(adv):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def delayed(name: str, value, cycles: int):
+            for c in range(cycles):
+                value = stage(f"{name}_d{c}", value)
+            return value
+
+        end_of_row = Signal()
+        m.d.comb += end_of_row.eq(last_tap & (ox == p.out_width - 1))
+        valid1 = stage("valid1", Const(1))
+        iy1 = stage("iy1", row["r0"] + ky, coord)
+        slot_base1 = stage("slot_base1", base_slot + row["lead"], coord)
+        ky1 = stage("ky1", ky)
+        qk1 = stage("qk1", q0 + kxg, coord)
+        b01, cg1 = stage("b01", b0), stage("cg1", cg)
+        end1, release1 = stage("end1", end_of_row), stage("release1", row["release"])
+        threshold1 = stage("threshold1", threshold)
+
+        valid2 = stage("valid2", valid1)
+        row_pad2 = stage("row_pad2", (iy1 < 0) | (iy1 >= p.height))
+        slot_sum2 = stage("slot_sum2", slot_base1 + ky1, coord)
+        q2 = [stage(f"q2_{b}", qk1 + (b01 > b) if n > 1 else qk1, coord) for b in range(n)]
+        cg2, rot2 = stage("cg2", cg1), stage("rot2", b01)
+        end2, release2 = stage("end2", end1), stage("release2", release1)
+        threshold2 = stage("threshold2", threshold1)
+
+        valid3 = stage("valid3", valid2)
+        slot3 = stage("slot3", Mux(slot_sum2 >= slots, slot_sum2 - slots, slot_sum2),
+                      range(slots))
+        pad3, col3 = [], []
+        for b, (first, cols) in enumerate(columns):
+            pad3.append(stage(f"pad3_{b}", row_pad2 | (q2[b] < first) | (q2[b] >= first + cols)))
+            col3.append(stage(f"col3_{b}", q2[b] - first, coord))
+        cg3, rot3 = stage("cg3", cg2), stage("rot3", rot2)
+        end3, release3 = stage("end3", end2), stage("release3", release2)
+        threshold3 = stage("threshold3", threshold2)
+
+        later = self.tree_stages
+        with m.If(adv):
+            m.d.sync += valid_a.eq(delayed("valid_t", valid3, later))
+        rot_a = stage("rot_a", delayed("rot_t", rot3, later))
+        end_a = stage("end_a", delayed("end_t", end3, later))
+        release_a = stage("release_a", delayed("release_t", release3, later))
+        threshold_a = stage("threshold_a", delayed("threshold_t", threshold3, later))
         m.d.comb += [
-            iy.eq(r0 + ky),
-            row_pad.eq((iy < 0) | (iy >= p.height)),
-            offset.eq(iy - base),
-            slot_sum.eq(base_slot + offset[:slot_sum.shape().width]),
-            slot.eq(Mux(slot_sum >= slots, slot_sum - slots, slot_sum)),
+            ok_a.eq(~wrapped_negative(rows_in, threshold_a)),
+            adv_b.eq(~valid_b | self.o.ready),
+            adv.eq(adv_b & (~valid_a | ok_a)),
+            row_end.eq(adv & end_of_row),
         ]
+        rot_b = Signal(range(n))
+        with m.If(adv_b):
+            m.d.sync += [valid_b.eq(valid_a & ok_a), rot_b.eq(rot_a)]
+        with m.If(adv_b & valid_a & ok_a & end_a):
+            m.d.sync += limit.eq(limit + release_a)
 
-        # Stage A registers the read addresses, pad flags and rotation, so the RAMs' address
-        # inputs do not wait for the counters' arithmetic (a slot times a row's words plus a
-        # column times the channel groups: two carry chains, which limited the clock). Stage
-        # B is the RAMs' output registers with the flags. Each stage loads whenever it is
-        # empty or its beat moves on, so reads overlap transfers and backpressure holds both.
-        valid_a, valid_b = Signal(), Signal()
-        rot_a, rot_b = Signal(range(n)), Signal(range(n))
-        advance_a, advance_b = Signal(), Signal()
-        issue = Signal()
-        m.d.comb += [advance_b.eq(~valid_b | self.o.ready), advance_a.eq(~valid_a | advance_b),
-                     issue.eq(advance_a & ok)]
         pad_word = Const(sum((p.pad_value & ((1 << p.bits) - 1)) << (lane * p.bits)
                              for lane in range(p.simd)), width)
+        terms_of = self.address_terms()
         words = []
         for b, (_, rd) in enumerate(rams):
-            # Bank b serves the window's padded column q*n + b with q = q0 + kxg, or q + 1
-            # when that column lies left of the beat's first one (b < b0).
-            first, count = columns[b]
-            q = Signal(coord, name=f"q{b}")
-            pad = Signal(name=f"pad{b}")
-            pad_a, pad_b = Signal(name=f"pad{b}_a"), Signal(name=f"pad{b}_b")
-            addr_a = Signal.like(rd.addr, name=f"addr{b}_a")
-            m.d.comb += [
-                q.eq(q0 + kxg + (b0 > b if n > 1 else 0)),
-                pad.eq(row_pad | (q < first) | (q >= first + count)),
-                rd.en.eq(advance_b),
-                rd.addr.eq(addr_a),
-            ]
-            with m.If(advance_a):
-                m.d.sync += [addr_a.eq(Mux(pad, 0, scaled(slot, row_words[b]) + scaled(q - first, g) + cg)),
-                             pad_a.eq(pad)]
-            with m.If(advance_b):
+            aw = len(rd.addr)
+            wide = signed(aw + 2)
+            row_offsets = Array(Const(x * row_words[b], wide) for x in range(slots))
+            terms = [row_offsets[slot3]] + [col3[b] << j for j in terms_of["column_shifts"]]
+            if terms_of["channel_group"]:
+                terms.append(cg3)
+            fixed = []
+            for j, term in enumerate(terms):
+                t = Signal(wide, name=f"term{b}_{j}")
+                m.d.comb += t.eq(term)
+                fixed.append(t)
+            total = adder_tree(m, fixed, aw + 2, f"addr{b}_tree", adv)
+            pad_t = delayed(f"pad{b}_t", pad3[b], later)
+            addr_a = stage(f"addr{b}_a", Mux(pad_t, 0, total[:aw]), unsigned(aw))
+            pad_a = stage(f"pad{b}_a", pad_t)
+            pad_b = Signal(name=f"pad{b}_b")
+            with m.If(adv_b):
                 m.d.sync += pad_b.eq(pad_a)
+            m.d.comb += [rd.en.eq(adv_b), rd.addr.eq(addr_a)]
             words.append(Mux(pad_b, pad_word, rd.data))
-        with m.If(advance_a):
-            m.d.sync += [valid_a.eq(ok), rot_a.eq(b0)]
-        with m.If(advance_b):
-            m.d.sync += [valid_b.eq(valid_a), rot_b.eq(rot_a)]
 
         m.d.comb += self.o.valid.eq(valid_b)
         if n == 1:
@@ -362,13 +445,10 @@ class SlidingWindow(ProcessingElement):
                         m.d.comb += self.o.payload.eq(Cat(*(words[(r + j) % n]
                                                             for j in range(n))))
 
-        # Advance the tap counters, then the pixel, then the row; a finished output row
-        # releases the frame rows the next one no longer reads (all remaining ones at the end
-        # of the frame).
-        last_tap = Signal()
-        m.d.comb += last_tap.eq(Cat(*(sig == lim - 1 for sig, lim in taps)).all())
-        row_end = Signal()
-        with m.If(issue):
+        # Advance the tap counters, then the pixel, then the row, a beat per move of the
+        # pipeline; a finished output row releases the frame rows the next one no longer reads
+        # (all remaining ones at the end of the frame).
+        with m.If(adv):
             carry = Const(1)
             for sig, lim in taps:  # an odometer, innermost first
                 with m.If(carry):
@@ -376,13 +456,10 @@ class SlidingWindow(ProcessingElement):
                 carry = carry & (sig == lim - 1)
             with m.If(last_tap):
                 with m.If(ox == p.out_width - 1):
-                    m.d.sync += [ox.eq(0), q0.eq(0), b0.eq(0)]
+                    m.d.sync += [ox.eq(0), q0.eq(0), b0.eq(0),
+                                 oy.eq(Mux(oy == p.out_height - 1, 0, oy + 1))]
+                    m.d.sync += [reg.eq(following[name][oy]) for name, reg in row.items()]
                     m.d.comb += row_end.eq(1)
-                    oy_next = Mux(oy == p.out_height - 1, 0, oy + 1)
-                    m.d.sync += [oy.eq(oy_next), r0.eq(Mux(oy == p.out_height - 1, -pt, r0 + s)),
-                                 base.eq(Array(Const(v, coord) for v in base_of)[oy_next]),
-                                 need.eq(Array(Const(v, coord) for v in need_of)[oy_next]),
-                                 release.eq(Array(Const(v, coord) for v in release_of)[oy_next])]
                 with m.Else():
                     m.d.sync += ox.eq(ox + 1)
                     if n == 1:
@@ -393,17 +470,29 @@ class SlidingWindow(ProcessingElement):
                         with m.Else():
                             m.d.sync += b0.eq(b0 + s)
 
-        new_base = Signal(range(2 * slots + 1))
-        m.d.comb += new_base.eq(base_slot + release[:new_base.shape().width])
+        # The next output row's base slot: base_slot + release, wrapped by the sign of the
+        # sum less `slots`; and the reader's threshold.
+        plain, wrapped = Signal(coord), Signal(coord)
+        m.d.comb += [plain.eq(base_slot + row["release"]),
+                     wrapped.eq(base_slot + row["release_wrap"])]
         with m.If(row_end):
-            m.d.sync += base_slot.eq(Mux(new_base >= slots, new_base - slots, new_base))
-        # Both sums from registers, the late row_end only choosing between them.
-        m.d.sync += occupied.eq(Mux(row_end, occupied + row_done - release, occupied + row_done))
-        release_a = Signal(coord)       # rows the beat in stage A frees once it is read
-        with m.If(advance_a):
-            m.d.sync += release_a.eq(Mux(row_end, release, 0))
-        m.d.sync += held.eq(held + row_done - Mux(advance_b & valid_a, release_a, 0))
+            m.d.sync += [base_slot.eq(Mux(wrapped[-1], plain, wrapped)),
+                         threshold.eq(threshold + row["advance"])]
         return m
+
+    def address_terms(self) -> dict:
+        """The read address's terms besides ``slot * row_words``: the column offset shifted
+        to each set bit of the channel groups, and the channel group (when there are
+        several)."""
+        g = self.params.groups
+        return {"column_shifts": [j for j in range(g.bit_length()) if g >> j & 1],
+                "channel_group": g > 1}
+
+    @property
+    def tree_stages(self) -> int:
+        """Register stages of the read address's adder tree."""
+        terms = self.address_terms()
+        return adder_tree_stages(1 + len(terms["column_shifts"]) + terms["channel_group"])
 
     # -- models --------------------------------------------------------------------------------
 
@@ -437,21 +526,25 @@ class SlidingWindow(ProcessingElement):
         return max(self.output_beats(), self.input_beats())
 
     def latency(self) -> int:
-        """The first output row waits for its rows (complete), then one cycle in the address
-        register and one in the RAM output register; the 1x1 stride-1 wire has none."""
+        """The first output row waits for its rows (complete, seen a cycle later), then the
+        RAM output register (the address pipeline has filled long before); the 1x1 stride-1
+        wire has none."""
         p = self.params
         if p.passthrough:
             return 0
         return p.rows_needed(0) * p.width * p.groups + 2
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Line buffer RAM banks plus counters and the address/pad/rotation logic.
+        """Line buffer RAM banks plus counters and the address pipeline.
 
-        LUT: about two per counter bit (increment, compare) for the ~12 reader/writer
-        counters; per bank, one per address bit for each of the read and write address
-        adders and one per data bit for the pad mux; with ``kx_lanes = n > 1``, an n-way
-        rotation mux per output bit (a LUT6 takes a 4:1 mux: ``ceil((n - 1) / 3)``). FF: the
-        counters and the RAMs' output-register flags.
+        LUT: about two per counter bit (increment, compare) for the ~14 reader/writer
+        counters and row registers; one per coordinate bit for each of the address pipeline's
+        ``6 + 4 * n`` adders and comparators (stages 1-3); per bank, the address tree's
+        adders, the address's pad mux, a write-address counter and one LUT per data bit for
+        the pad mux; with ``kx_lanes = n > 1``, an n-way rotation mux per output bit (a LUT6
+        takes a 4:1 mux: ``ceil((n - 1) / 3)``). FF: the counters, the pipeline's coordinate
+        registers (``12 + 2 * n + 2 * tree_stages`` of them), per bank the tree's registers,
+        the address and the pad flags.
         """
         p = self.params
         if p.passthrough:
@@ -462,9 +555,14 @@ class SlidingWindow(ProcessingElement):
                   for _, count in (p.bank_columns(b) for b in range(n))]
         coord = max(p.height, p.width + p.padding[1], p.row_slots).bit_length() + 4
         addr = max(1, (max(depths) - 1).bit_length())
-        counter_bits = 6 * coord + 2 * max(1, (p.kernel - 1).bit_length()) + 2 * addr
+        counter_bits = 11 * coord + 2 * max(1, (p.kernel - 1).bit_length()) + (n + 1) * addr
         rotation = n * width * -(-(n - 1) // 3)
-        lut = 2 * counter_bits + n * (2 * addr + width) + rotation
-        ff = counter_bits + n * (addr + 2) + 5 * coord + 2
+        terms = self.address_terms()
+        count = 1 + len(terms["column_shifts"]) + terms["channel_group"]
+        tree_ff = adder_tree_register_bits(count, addr + 2, addr + 2)
+        lut = (2 * counter_bits + coord * (6 + 4 * n) + rotation
+               + n * ((count - 1) * (addr + 2) + 2 * addr + width))
+        ff = (counter_bits + coord * (12 + 2 * n + 2 * self.tree_stages)
+              + n * (tree_ff + addr + self.tree_stages + 4) + 16)
         memory = sum((memory_resources(width, d, family) for d in depths), Resources())
         return memory + Resources(lut=lut, ff=ff)
