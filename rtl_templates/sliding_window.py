@@ -242,10 +242,13 @@ class SlidingWindow(ProcessingElement):
         # freed so far plus `slots`; a released row's slot is freed once the read of its last
         # window has left stage A for the RAM.
         coord = signed(max(p.height, p.width + pl, slots).bit_length() + 4)
-        count = coord.width
+        # The compared differences stay within (-(2k + s), slots]: twice that, signed, keeps
+        # the comparisons short (two CARRY4s), which the issue path's depth needs.
+        count = (2 * (slots + 2 * k + s)).bit_length() + 1
         rows_in = Signal(count)
         threshold = Signal(count, init=p.rows_needed(0))
         limit = Signal(count, init=slots)
+        limit_less_one = Signal(count, init=slots - 1)   # so rows_in + 1 < limit is one sum
 
         def wrapped_negative(a, b):
             diff = Signal(signed(count))
@@ -256,7 +259,7 @@ class SlidingWindow(ProcessingElement):
         # padded column px = x + pl of the incoming pixel is kept as (px // n, px % n). A
         # bank's words of a row are written in address order (columns ascending, channel
         # groups within), so its write address is a counter stepping on each write to it and
-        # returning to 0 after the last slot's row.
+        # wrapping after the last slot's row.
         w_slot = Signal(range(slots))
         w_q = Signal(range((pl + p.width) // n + 1), init=pl // n)
         w_bank = Signal(range(n), init=pl % n)
@@ -265,7 +268,7 @@ class SlidingWindow(ProcessingElement):
         take = Signal()
         row_done, row_done_reg = Signal(), Signal()
         m.d.comb += [
-            self.i.ready.eq(Mux(row_done_reg, wrapped_negative(rows_in + 1, limit),
+            self.i.ready.eq(Mux(row_done_reg, wrapped_negative(rows_in, limit_less_one),
                                 wrapped_negative(rows_in, limit))),
             take.eq(self.i.valid & self.i.ready),
         ]
@@ -273,16 +276,14 @@ class SlidingWindow(ProcessingElement):
         with m.If(row_done_reg):
             m.d.sync += rows_in.eq(rows_in + 1)
         for b, (wr, _) in enumerate(rams):
-            w_addr = Signal(range(slots * row_words[b] + 1), name=f"w_addr{b}")
+            w_addr = Signal(range(slots * row_words[b]), name=f"w_addr{b}")
             m.d.comb += [
                 wr.addr.eq(w_addr),
                 wr.data.eq(self.i.payload.as_value()),
                 wr.en.eq(take & (w_bank == b)),
             ]
             with m.If(take & (w_bank == b)):
-                m.d.sync += w_addr.eq(w_addr + 1)
-            with m.If(row_done & (w_slot == slots - 1)):
-                m.d.sync += w_addr.eq(0)
+                m.d.sync += w_addr.eq(Mux(w_addr == slots * row_words[b] - 1, 0, w_addr + 1))
         with m.If(take):
             with m.If(w_cg == g - 1):
                 m.d.sync += w_cg.eq(0)
@@ -407,7 +408,8 @@ class SlidingWindow(ProcessingElement):
         with m.If(adv_b):
             m.d.sync += [valid_b.eq(valid_a & ok_a), rot_b.eq(rot_a)]
         with m.If(adv_b & valid_a & ok_a & end_a):
-            m.d.sync += limit.eq(limit + release_a)
+            m.d.sync += [limit.eq(limit + release_a),
+                         limit_less_one.eq(limit_less_one + release_a)]
 
         pad_word = Const(sum((p.pad_value & ((1 << p.bits) - 1)) << (lane * p.bits)
                              for lane in range(p.simd)), width)
