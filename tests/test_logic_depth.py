@@ -3,7 +3,8 @@ clock allows (:func:`sim.logic_depth.max_logic_levels`, docs/timing.md).
 
 Each build is shared by its parametrizations; depths are cached by RTLIL hash
 (``cache_root()/depth``), so a second run does not synthesize again. Stage kinds known to exceed
-the rule are expected failures (strict: the test says when pipelining has fixed one).
+the rule are expected failures (a kind that pipelining brings within the rule simply passes;
+its entry in :data:`EXCEEDS` then goes).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ BUILDS = {
                             "zcu104"),
 }
 
-#: Stage kinds measured beyond the rule, not yet pipelined in the PE library (docs/timing.md:
-#: the MVU/depthwise accumulator's carry chain after the product's adder tree; the residual
-#: add's requantize at 250 MHz).
-EXCEEDS = {"conv", "depthwise", "fc", "add"}
+#: Per build, stage kinds measured beyond the rule (docs/timing.md): at 250 MHz on UltraScale+
+#: (three levels) the window's issue path, the MVU's weight-address counter and the FC's are
+#: one adder and one or two LUTs, 3.1 to 4.0 levels. Every kind meets 200 MHz on 7-series.
+EXCEEDS = {"mobilenet_v1-vc707": set(), "mobilenet_v2-zcu104": {"conv", "depthwise", "fc"}}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_widest_stage_of_each_kind_is_within_the_clock_rule(widest, key, kind):
     allowed = max_logic_levels(board.family, board.clock_mhz)
     print(f"{key} {kind} {stage.name} PE {stage.pe} SIMD {stage.simd}: {depth} levels, "
           f"{allowed} allowed at {board.clock_mhz:g} MHz")
-    if kind in EXCEEDS and depth > allowed:
+    if kind in EXCEEDS[key] and depth > allowed:
         pytest.xfail(f"{kind}: {depth} levels > {allowed} (not yet pipelined)")
     assert depth <= allowed
 
