@@ -284,19 +284,26 @@ class SlidingWindow(ProcessingElement):
             ]
             with m.If(take & (w_bank == b)):
                 m.d.sync += w_addr.eq(Mux(w_addr == slots * row_words[b] - 1, 0, w_addr + 1))
+        # Whether the beat taken next is its pixel's last channel group, and whether its pixel
+        # is the row's last, kept as registers (set from the position before), so a take that
+        # ends a row is one LUT after `i.ready`.
+        cg_last = Signal(init=int(g == 1))
+        px_last = Signal(init=int(p.width == 1))
+        before_last_q, before_last_bank = divmod(pl + p.width - 2, n)
+        m.d.comb += row_done.eq(take & cg_last & px_last)
         with m.If(take):
-            with m.If(w_cg == g - 1):
-                m.d.sync += w_cg.eq(0)
-                with m.If((w_q == last_q) & (w_bank == last_bank)):
-                    m.d.comb += row_done.eq(1)
+            m.d.sync += [w_cg.eq(Mux(cg_last, 0, w_cg + 1)),
+                         cg_last.eq(Mux(cg_last, g == 1, w_cg == g - 2))]
+            with m.If(cg_last):
+                m.d.sync += px_last.eq(Mux(px_last, p.width == 1,
+                                           (w_q == before_last_q) & (w_bank == before_last_bank)))
+                with m.If(px_last):
                     m.d.sync += [w_q.eq(pl // n), w_bank.eq(pl % n),
                                  w_slot.eq(Mux(w_slot == slots - 1, 0, w_slot + 1))]
                 with m.Elif(w_bank == n - 1):
                     m.d.sync += [w_bank.eq(0), w_q.eq(w_q + 1)]
                 with m.Else():
                     m.d.sync += w_bank.eq(w_bank + 1)
-            with m.Else():
-                m.d.sync += w_cg.eq(w_cg + 1)
 
         # Reader counters: the output row, the output column's first padded column ox*s as
         # (q0, b0) = divmod(ox*s, n), the taps; base_slot is the slot of the first in-frame row
@@ -371,6 +378,7 @@ class SlidingWindow(ProcessingElement):
         b01, cg1 = stage("b01", b0), stage("cg1", cg)
         end1, release1 = stage("end1", end_of_row), stage("release1", row["release"])
         threshold1 = stage("threshold1", threshold)
+        threshold_less_one1 = stage("threshold_less_one1", threshold - 1, unsigned(count))
 
         valid2 = stage("valid2", valid1)
         row_pad2 = stage("row_pad2", (iy1 < 0) | (iy1 >= p.height))
@@ -379,6 +387,7 @@ class SlidingWindow(ProcessingElement):
         cg2, rot2 = stage("cg2", cg1), stage("rot2", b01)
         end2, release2 = stage("end2", end1), stage("release2", release1)
         threshold2 = stage("threshold2", threshold1)
+        threshold_less_one2 = stage("threshold_less_one2", threshold_less_one1)
 
         valid3 = stage("valid3", valid2)
         slot3 = stage("slot3", Mux(slot_sum2 >= slots, slot_sum2 - slots, slot_sum2),
@@ -390,6 +399,7 @@ class SlidingWindow(ProcessingElement):
         cg3, rot3 = stage("cg3", cg2), stage("rot3", rot2)
         end3, release3 = stage("end3", end2), stage("release3", release2)
         threshold3 = stage("threshold3", threshold2)
+        threshold_less_one3 = stage("threshold_less_one3", threshold_less_one2)
 
         later = self.tree_stages
         with m.If(adv):
@@ -397,9 +407,21 @@ class SlidingWindow(ProcessingElement):
         rot_a = stage("rot_a", delayed("rot_t", rot3, later))
         end_a = stage("end_a", delayed("end_t", end3, later))
         release_a = stage("release_a", delayed("release_t", release3, later))
-        threshold_a = stage("threshold_a", delayed("threshold_t", threshold3, later))
+        threshold_t = delayed("threshold_t", threshold3, later)
+        threshold_less_one_t = delayed("threshold_less_one_t", threshold_less_one3, later)
+        threshold_a = stage("threshold_a", threshold_t)
+        threshold_less_one_a = stage("threshold_less_one_a", threshold_less_one_t)
+        # ok_a, "the beat in stage A has its rows", is a register computed a cycle ahead for
+        # whichever beat stage A holds next, against rows_in as it will be (+1 with
+        # row_done_reg: compared with the threshold less one), so the pipeline enable is one
+        # LUT from registers.
+        m.d.sync += ok_a.eq(Mux(
+            adv,
+            Mux(row_done_reg, ~wrapped_negative(rows_in, threshold_less_one_t),
+                ~wrapped_negative(rows_in, threshold_t)),
+            Mux(row_done_reg, ~wrapped_negative(rows_in, threshold_less_one_a),
+                ~wrapped_negative(rows_in, threshold_a))))
         m.d.comb += [
-            ok_a.eq(~wrapped_negative(rows_in, threshold_a)),
             adv_b.eq(~valid_b | self.o.ready),
             adv.eq(adv_b & (~valid_a | ok_a)),
             row_end.eq(adv & end_of_row),
