@@ -369,6 +369,7 @@ def cmd_cosim(args) -> int:
 
 def cmd_bitstream(args) -> int:
     from boards.design import FlowError, ToolMissingError
+    from sim.logic_depth import LogicDepthError
     from .bitstream import NoShellError, bitstream
     try:
         with _build_errors(args):
@@ -377,6 +378,10 @@ def cmd_bitstream(args) -> int:
         raise UserError(str(exc)) from None
     except FlowError as exc:
         print(f"hwgen bitstream: {exc}", file=sys.stderr)
+        return 1
+    except LogicDepthError as exc:   # yosys itself failed: not the user's mistake, one line
+        print(f"hwgen bitstream: measuring logic depth: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
         return 1
     project, impl = done.project, done.implementation
     for line in done.warnings:

@@ -235,9 +235,15 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
         (folder / "weights").mkdir()
         for name, text in files.items():
             (folder / "weights" / name).write_text(text)
-        # -q keeps megabytes of log off the pipe; -l keeps it for the error message.
-        proc = subprocess.run([*yosys_command(), "-q", "-l", "yosys.log", "-p", _script(family, top)],
-                              cwd=folder, capture_output=True, text=True, timeout=timeout_s)
+        # -q keeps megabytes of log off the pipe; -l keeps it for the error message. A run
+        # killed by a signal (the WebAssembly runtime has died of SIGBUS once, in a CI run
+        # under load, on a stage that synthesizes in seconds) is tried once more.
+        for _ in range(2):
+            proc = subprocess.run([*yosys_command(), "-q", "-l", "yosys.log", "-p",
+                                   _script(family, top)],
+                                  cwd=folder, capture_output=True, text=True, timeout=timeout_s)
+            if proc.returncode >= 0:
+                break
         out = folder / "netlist.json"
         if proc.returncode != 0 or not out.exists():
             log = (folder / "yosys.log").read_text() if (folder / "yosys.log").exists() else ""
