@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from dataflows import numerics as nm
 from dataflows import tensor_ops as ops
 
+from .counter import wrapping_counter
 from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
                                  pack_rom)
 from .pe import ProcessingElement, beat_signature
@@ -161,16 +162,11 @@ class DepthwiseUnit(ProcessingElement):
         ]
 
         # Stage 0: every input transfer is one tap of one channel group.
-        tap = Signal(range(max(T, 2)))
-        group = Signal(range(max(G, 2)))
-        addr = Signal(range(max(G * T, 2)))
         issue = Signal()
         m.d.comb += issue.eq(self.i.valid & self.i.ready)
-        with m.If(issue):
-            m.d.sync += [tap.eq(Mux(tap == T - 1, 0, tap + 1)),
-                         addr.eq(Mux(addr == G * T - 1, 0, addr + 1))]
-            with m.If(tap == T - 1):
-                m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+        taps = wrapping_counter(m, "tap", T, issue)
+        group = wrapping_counter(m, "group", G, issue & taps.last).value
+        addr = wrapping_counter(m, "addr", G * T, issue).value
         weights = []
         for k, words in enumerate(self.weight_roms()):
             if G * T == 1:
@@ -187,7 +183,7 @@ class DepthwiseUnit(ProcessingElement):
         v3, first3, last3, v4, done4 = (Signal() for _ in range(5))
         g1, g2, g3, g4 = (Signal.like(group) for _ in range(4))
         with m.If(adv):
-            m.d.sync += [v1.eq(issue), first1.eq(tap == 0), last1.eq(tap == T - 1),
+            m.d.sync += [v1.eq(issue), first1.eq(taps.first), last1.eq(taps.last),
                          g1.eq(group), x1.eq(self.i.payload),
                          v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
                          v3.eq(v2), first3.eq(first2), last3.eq(last2), g3.eq(g2),

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from dataflows import numerics as nm
 
+from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
 from .requant import clamp_flags, multiplier_dsps, requantize_value, select_clamped
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
@@ -314,30 +315,28 @@ class ChannelScale(ProcessingElement):
         gates_w, gates_r = lut_ram(m, "gates", p.simd * p.bits, 2 * g_count)
         full = [Signal(name=f"full{bank}") for bank in range(2)]
         wsel, rsel = Signal(), Signal()
-        load_count = Signal(range(g_count), name="load_count")
-        beat_count = Signal(range(frame_beats), name="beat_count")
-        group = Signal(range(g_count), name="group")
 
         w_full = Mux(wsel, full[1], full[0])
         r_full = Mux(rsel, full[1], full[0])
         load = self.b.valid & ~w_full
         take = self.a.valid & r_full & advance
+        loads = wrapping_counter(m, "load_count", g_count, load)
+        beats = wrapping_counter(m, "beat_count", frame_beats, take)
+        load_count = loads.value
+        group = wrapping_counter(m, "group", g_count, take).value
         m.d.comb += [self.b.ready.eq(~w_full), self.a.ready.eq(r_full & advance)]
 
         m.d.comb += [gates_w.en.eq(load), gates_w.addr.eq(wsel * g_count + load_count),
                      gates_w.data.eq(self.b.payload.as_value()),
                      gates_r.addr.eq(rsel * g_count + group)]
         with m.If(load):
-            m.d.sync += load_count.eq(Mux(load_count == g_count - 1, 0, load_count + 1))
-            with m.If(load_count == g_count - 1):
+            with m.If(loads.last):
                 m.d.sync += wsel.eq(~wsel)
                 for bank in range(2):
                     with m.If(wsel == bank):
                         m.d.sync += full[bank].eq(1)
         with m.If(take):
-            m.d.sync += [beat_count.eq(Mux(beat_count == frame_beats - 1, 0, beat_count + 1)),
-                         group.eq(Mux(group == g_count - 1, 0, group + 1))]
-            with m.If(beat_count == frame_beats - 1):
+            with m.If(beats.last):
                 m.d.sync += rsel.eq(~rsel)
                 for bank in range(2):
                     with m.If(rsel == bank):

@@ -34,6 +34,7 @@ from dataflows import numerics as nm
 from dataflows import tensor_ops as ops
 
 from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
+from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources,
                       lane_constants, multiplier_dsps)
@@ -238,20 +239,16 @@ class MatrixVectorUnit(ProcessingElement):
         ]
 
         # Stage 0: issue one step per enabled cycle (group 0 needs an input beat).
-        step = Signal(range(max(S, 2)))
-        group = Signal(range(max(G, 2)))
-        addr = Signal(range(max(G * S, 2)))   # weight ROM address, g * S + s
-        from_input = group == 0
         issue = Signal()
+        steps = wrapping_counter(m, "step", S, issue)
+        groups = wrapping_counter(m, "group", G, issue & steps.last)
+        step, group = steps.value, groups.value
+        addr = wrapping_counter(m, "addr", G * S, issue).value   # weight ROM address, g * S + s
+        from_input = groups.first
         m.d.comb += [
             issue.eq(adv & (~from_input | self.i.valid)),
             self.i.ready.eq(adv & from_input),
         ]
-        with m.If(issue):
-            m.d.sync += [step.eq(Mux(step == S - 1, 0, step + 1)),
-                         addr.eq(Mux(addr == G * S - 1, 0, addr + 1))]
-            with m.If(step == S - 1):
-                m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
 
         roms = []
         for r, words in enumerate(self.weight_roms()):
@@ -267,7 +264,7 @@ class MatrixVectorUnit(ProcessingElement):
         v1, first1, last1, own1 = Signal(), Signal(), Signal(), Signal()
         g1 = Signal.like(group)
         with m.If(adv):
-            m.d.sync += [v1.eq(issue), first1.eq(step == 0), last1.eq(step == S - 1),
+            m.d.sync += [v1.eq(issue), first1.eq(steps.first), last1.eq(steps.last),
                          own1.eq(from_input), g1.eq(group), x1.eq(self.i.payload.as_value())]
         if G > 1:
             buf = memory.Memory(shape=unsigned(width), depth=S, init=[],

@@ -15,6 +15,7 @@ import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
+from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources
 
@@ -35,9 +36,14 @@ def _counter_bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def _wrap_increment(count: Signal, total: int):
-    """``count + 1``, back to 0 after ``total - 1``."""
-    return Mux(count == total - 1, 0, count + 1)
+def _track_phase(m: Module, first_part: Signal, first_beats: int, total: int,
+                 transfer: Signal) -> None:
+    """Keep ``first_part`` (a register, init 1) high for the first ``first_beats`` of every
+    ``total`` transfers: set from a counter's registered flags, not compared after it."""
+    count = wrapping_counter(m, "count", total, transfer)
+    with m.If(transfer):
+        m.d.sync += first_part.eq(Mux(count.last, 1,
+                                      Mux(count.value == first_beats - 1, 0, first_part)))
 
 
 @dataclass(frozen=True)
@@ -196,10 +202,10 @@ class Concat(ProcessingElement):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        total = p.beats_a + p.beats_b
-        count = Signal(range(total))
-        from_a = Signal()
-        m.d.comb += from_a.eq(count < p.beats_a)
+        from_a = Signal(init=1)
+        transfer = Signal()
+        m.d.comb += transfer.eq(self.o.valid & self.o.ready)
+        _track_phase(m, from_a, p.beats_a, p.beats_a + p.beats_b, transfer)
         with m.If(from_a):
             m.d.comb += [
                 self.o.payload.eq(self.a.payload),
@@ -212,8 +218,6 @@ class Concat(ProcessingElement):
                 self.o.valid.eq(self.b.valid),
                 self.b.ready.eq(self.o.ready),
             ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += count.eq(_wrap_increment(count, total))
         return m
 
     def behaviour(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -229,10 +233,11 @@ class Concat(ProcessingElement):
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         # A 2:1 mux per payload bit (one LUT6 each, shared with nothing), the beat counter
-        # (one FF and about one LUT per bit) and a few LUTs for the handshakes.
+        # (one FF and about one LUT per bit, its first/last flags and the phase register, each
+        # set by a compare of a LUT per six counter bits) and a few LUTs for the handshakes.
         p = self.params
         cbits = _counter_bits(p.beats_a + p.beats_b)
-        return Resources(lut=p.bits * p.simd + cbits + 3, ff=cbits)
+        return Resources(lut=p.bits * p.simd + cbits + 2 * -(-cbits // 6) + 3, ff=cbits + 3)
 
 
 @dataclass(frozen=True)
@@ -297,11 +302,11 @@ class Split(ProcessingElement):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        total = p.beats_0 + p.beats_1
-        count = Signal(range(total))
-        to_0 = Signal()
+        to_0 = Signal(init=1)
+        transfer = Signal()
+        _track_phase(m, to_0, p.beats_0, p.beats_0 + p.beats_1, transfer)
         m.d.comb += [
-            to_0.eq(count < p.beats_0),
+            transfer.eq(self.i.valid & self.i.ready),
             self.o0.payload.eq(self.i.payload),
             self.o1.payload.eq(self.i.payload),
         ]
@@ -309,8 +314,6 @@ class Split(ProcessingElement):
             m.d.comb += [self.o0.valid.eq(self.i.valid), self.i.ready.eq(self.o0.ready)]
         with m.Else():
             m.d.comb += [self.o1.valid.eq(self.i.valid), self.i.ready.eq(self.o1.ready)]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += count.eq(_wrap_increment(count, total))
         return m
 
     def behaviour(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +333,7 @@ class Split(ProcessingElement):
         return 0 if output == "o0" else self.params.beats_0
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        # No payload logic (both outputs wire to the input); the beat counter and the
-        # handshake steering.
+        # No payload logic (both outputs wire to the input); the beat counter with its flags
+        # and phase register (as Concat's) and the handshake steering.
         cbits = _counter_bits(self.params.beats_0 + self.params.beats_1)
-        return Resources(lut=cbits + 3, ff=cbits)
+        return Resources(lut=cbits + 2 * -(-cbits // 6) + 3, ff=cbits + 3)

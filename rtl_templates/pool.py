@@ -22,6 +22,7 @@ from dataflows import layers as L
 from dataflows import numerics as nm
 from dataflows.quantize import QPool
 
+from .counter import wrapping_counter
 from .elementwise import check_int
 from .requant import multiplier_dsps, requantize_value
 from .pe import ProcessingElement, beat_signature
@@ -159,17 +160,13 @@ class Pool(ProcessingElement):
         take = self.i.valid & advance
         m.d.comb += self.i.ready.eq(advance)
 
-        tap = Signal(range(p.taps), name="tap")
-        group = Signal(range(p.groups), name="group")
-        pixel = Signal(range(p.pixels), name="pixel")
-        first, last = tap == 0, tap == p.taps - 1
-        pixel_done = take & last & (group == p.groups - 1)
-        with m.If(take):
-            m.d.sync += tap.eq(Mux(last, 0, tap + 1))
-            with m.If(last):
-                m.d.sync += group.eq(Mux(group == p.groups - 1, 0, group + 1))
-        with m.If(pixel_done):
-            m.d.sync += pixel.eq(Mux(pixel == p.pixels - 1, 0, pixel + 1))
+        taps = wrapping_counter(m, "tap", p.taps, take)
+        first, last = taps.first, taps.last
+        groups = wrapping_counter(m, "group", p.groups, take & last)
+        pixel_done = Signal()
+        m.d.comb += pixel_done.eq(take & last & groups.last)
+        pixels = wrapping_counter(m, "pixel", p.pixels, pixel_done)
+        pixel = pixels.value
 
         out_valid = Signal()
         m.d.comb += self.o.valid.eq(out_valid)
@@ -204,7 +201,7 @@ class Pool(ProcessingElement):
                                 init=[int(v) for v in p.divisor_index.flat])
             m.submodules.divisor_rom = rom
             rd = rom.read_port(domain="sync")
-            pixel_next = Mux(pixel_done, Mux(pixel == p.pixels - 1, 0, pixel + 1), pixel)
+            pixel_next = Mux(pixel_done, Mux(pixels.last, 0, pixel + 1), pixel)
             m.d.comb += [rd.addr.eq(pixel_next), rd.en.eq(1)]
             entry_now = rd.data
         else:
@@ -346,13 +343,10 @@ class GlobalAvgPool(ProcessingElement):
         take = self.i.valid & advance
         m.d.comb += self.i.ready.eq(advance)
 
-        group = Signal(range(g_count), name="group")
-        pixel = Signal(range(pixels), name="pixel")
-        first, last = pixel == 0, pixel == pixels - 1
-        with m.If(take):
-            m.d.sync += group.eq(Mux(group == g_count - 1, 0, group + 1))
-            with m.If(group == g_count - 1):
-                m.d.sync += pixel.eq(Mux(last, 0, pixel + 1))
+        groups = wrapping_counter(m, "group", g_count, take)
+        group = groups.value
+        pixel = wrapping_counter(m, "pixel", pixels, take & groups.last)
+        first, last = pixel.first, pixel.last
 
         sum_valid, out_valid = Signal(), Signal()
         m.d.comb += self.o.valid.eq(out_valid)

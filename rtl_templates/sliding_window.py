@@ -12,6 +12,7 @@ from dataflows.layers import window_output_size
 
 from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
 from .beats import WindowOrder, window_beats
+from .counter import wrapping_counter
 from .rom import block_ram
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources, memory_resources
@@ -240,15 +241,18 @@ class SlidingWindow(ProcessingElement):
         # skipped by the stride or cut off by floor rounding, before they arrive); the writer
         # may take a beat while its rows (rows_in plus the pending one) < `limit`, the rows
         # freed so far plus `slots`; a released row's slot is freed once the read of its last
-        # window has left stage A for the RAM.
+        # window has left stage A for the RAM. The writer keeps that difference itself,
+        # `room` = limit - rows_in - 1 (and `room_less_one`), stepped by the frees and the
+        # completed rows of the cycle, so `i.ready` is a sign bit of one of two registers
+        # (chosen by the pending row), not a compare.
         coord = signed(max(p.height, p.width + pl, slots).bit_length() + 4)
         # The compared differences stay within (-(2k + s), slots]: twice that, signed, keeps
         # the comparisons short (two CARRY4s), which the issue path's depth needs.
         count = (2 * (slots + 2 * k + s)).bit_length() + 1
         rows_in = Signal(count)
         threshold = Signal(count, init=p.rows_needed(0))
-        limit = Signal(count, init=slots)
-        limit_less_one = Signal(count, init=slots - 1)   # so rows_in + 1 < limit is one sum
+        room = Signal(signed(count), init=slots - 1)
+        room_less_one = Signal(signed(count), init=slots - 2)
 
         def wrapped_negative(a, b):
             diff = Signal(signed(count))
@@ -268,22 +272,19 @@ class SlidingWindow(ProcessingElement):
         take = Signal()
         row_done, row_done_reg = Signal(), Signal()
         m.d.comb += [
-            self.i.ready.eq(Mux(row_done_reg, wrapped_negative(rows_in, limit_less_one),
-                                wrapped_negative(rows_in, limit))),
+            self.i.ready.eq(~Mux(row_done_reg, room_less_one[-1], room[-1])),
             take.eq(self.i.valid & self.i.ready),
         ]
         m.d.sync += row_done_reg.eq(row_done)
         with m.If(row_done_reg):
             m.d.sync += rows_in.eq(rows_in + 1)
         for b, (wr, _) in enumerate(rams):
-            w_addr = Signal(range(slots * row_words[b]), name=f"w_addr{b}")
+            w_addr = wrapping_counter(m, f"w_addr{b}", slots * row_words[b], wr.en).value
             m.d.comb += [
                 wr.addr.eq(w_addr),
                 wr.data.eq(self.i.payload.as_value()),
                 wr.en.eq(take & (w_bank == b)),
             ]
-            with m.If(take & (w_bank == b)):
-                m.d.sync += w_addr.eq(Mux(w_addr == slots * row_words[b] - 1, 0, w_addr + 1))
         # Whether the beat taken next is its pixel's last channel group, and whether its pixel
         # is the row's last, kept as registers (set from the position before), so a take that
         # ends a row is one LUT after `i.ready`.
@@ -310,7 +311,7 @@ class SlidingWindow(ProcessingElement):
         # of the current output row.
         oy = Signal(range(p.out_height))
         ox = Signal(range(p.out_width))
-        q0 = Signal(coord)
+        q0 = Signal(range((p.out_width - 1) * s // n + 1))
         b0 = Signal(range(n))
         base_slot = Signal(range(slots))
         ky, kxg, cg = Signal(range(k)), Signal(range(k // n)), Signal(range(g))
@@ -429,9 +430,19 @@ class SlidingWindow(ProcessingElement):
         rot_b = Signal(range(n))
         with m.If(adv_b):
             m.d.sync += [valid_b.eq(valid_a & ok_a), rot_b.eq(rot_a)]
-        with m.If(adv_b & valid_a & ok_a & end_a):
-            m.d.sync += [limit.eq(limit + release_a),
-                         limit_less_one.eq(limit_less_one + release_a)]
+        # The room grows by a cycle's frees a cycle later (registered with the release, so
+        # o.ready is not in front of the adder) and shrinks by the row completed a cycle ago:
+        # one addend chosen from registers, then the carry chain. yosys would share two sums
+        # selected after their carries back into one adder behind the select anyway.
+        frees, frees_reg = Signal(), Signal()
+        release_less_one_a = stage("release_less_one_a",
+                                   delayed("release_less_one_t", release3 - 1, later), coord)
+        freed, freed_less_one = Signal(signed(count)), Signal(signed(count))
+        m.d.comb += frees.eq(adv_b & valid_a & ok_a & end_a)
+        m.d.sync += [frees_reg.eq(frees), freed.eq(release_a),
+                     freed_less_one.eq(release_less_one_a)]
+        addend = Mux(frees_reg, Mux(row_done_reg, freed_less_one, freed), -row_done_reg)
+        m.d.sync += [room.eq(room + addend), room_less_one.eq(room_less_one + addend)]
 
         pad_word = Const(sum((p.pad_value & ((1 << p.bits) - 1)) << (lane * p.bits)
                              for lane in range(p.simd)), width)
@@ -496,7 +507,9 @@ class SlidingWindow(ProcessingElement):
 
         # The next output row's base slot: base_slot + release, wrapped by the sign of the
         # sum less `slots`; and the reader's threshold.
-        plain, wrapped = Signal(coord), Signal(coord)
+        # Both sums lie in [-slots, slots): as narrow as that, the sign is two carry cells up.
+        slot_sum = signed(slots.bit_length() + 1)
+        plain, wrapped = Signal(slot_sum), Signal(slot_sum)
         m.d.comb += [plain.eq(base_slot + row["release"]),
                      wrapped.eq(base_slot + row["release_wrap"])]
         with m.If(row_end):

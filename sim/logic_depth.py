@@ -36,7 +36,8 @@ from .cache import cache_root
 from .synth import FAMILIES, yosys_command
 
 __all__ = ["ARC_LEVELS", "LEVEL_NS", "LogicDepthError", "UnknownCellError", "ecp5_stage_fmax",
-           "max_logic_levels", "netlist_depth", "stage_depths", "stage_logic_depth", "yosys_family"]
+           "max_logic_levels", "netlist_depth", "rtlil_logic_depth", "stage_depths",
+           "stage_logic_depth", "yosys_family"]
 
 #: Board families (:data:`rtl_templates.resources.FAMILIES`) to the yosys family synthesized.
 _BOARD_FAMILIES = {"7series": "xc7", "ultrascale": "xcup", "ecp5": "ecp5"}
@@ -250,6 +251,23 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
             raise LogicDepthError(f"yosys failed on {top} ({proc.returncode}):\n"
                                   f"{(log + proc.stderr)[-3000:]}")
         return netlist_depth(json.loads(out.read_text()), top)
+
+
+def rtlil_logic_depth(text: str, top: str, family: str,
+                      files: dict[str, str] | None = None) -> tuple[float, list[str]]:
+    """Exact LUT levels and the critical path's cell types of module ``top`` in RTLIL
+    ``text`` after yosys synthesis for ``family`` (uncached; :func:`stage_logic_depth` is the
+    cached per-stage form). ``files`` (ROM contents by name) go in a ``weights/`` folder
+    beside it.
+
+    Raises
+    ------
+    ValueError
+        If the family is unknown.
+    LogicDepthError
+        If yosys fails or the netlist cannot be measured.
+    """
+    return _synthesize(text, files or {}, top, yosys_family(family), timeout_s=1800)
 
 
 def _stage_rtlil(stage) -> tuple[str, str, dict[str, str]]:
