@@ -183,6 +183,40 @@ def test_vc707_xdma_shell(designs):
     assert project.run_command in (d.board_dir / "README.md").read_text()
 
 
+def test_vc707_uart_fallback(designs):
+    d = designs["vc707"]
+    project = write_project(d)
+    folder = d.board_dir / "uart"
+    assert {"uart/vc707_uart.tcl", "uart/serial_host.py", "uart/frames.py",
+            "uart/design.json"} <= {str(p) for p in project.files}
+    calls = record_tcl("vc707_uart.tcl", folder)
+    assert _part_matches(next(c.option("-part") for c in calls
+                              if c.command == "create_project"), "vc707")
+    assert _reads_exist(calls, folder) == []
+    assert any(c.command in READS and c.args[-1] == "hwgen_top.v" for c in calls)
+    assert [c.args[-1] for c in calls if c.command == "write_bitstream"] == ["vc707_uart.bit"]
+    top = (folder / "vc707_uart.v").read_text()
+    assert re.search(r"^\s*hwgen_top\s", top, re.M), "the top does not instantiate hwgen_top"
+    ports = _verilog_ports(top, "vc707_uart")
+    xdc = record_tcl("vc707_uart.xdc", folder)
+    constrained = {re.sub(r"\[\d+\]$", "", c.args[0]) for c in xdc if c.command == "get_ports"}
+    assert constrained and constrained <= ports
+    locs = {c.args[2]: c.args[1] for c in xdc if c.command == "set_property" and c.args[0] == "LOC"}
+    assert (locs["uart_0__rx__io"], locs["uart_0__tx__io"]) == ("AU33", "AU36")
+    assert locs["clk200_0__p"] == "E19" and locs["rst_0__io"] == "AV40"
+    periods = [float(c.option("-period")) for c in xdc if c.command == "create_clock"]
+    assert periods == [pytest.approx(1000 / d.clock_mhz)]
+    readme = (folder / "README.md").read_text()
+    assert "sh build_vc707_uart.sh" in readme and "--check ../golden/" in readme
+
+
+def test_vc707_uart_shell_refuses_a_clock_it_cannot_make(designs):
+    from boards.xilinx.vc707_uart import Vc707UartTop
+
+    with pytest.raises(ValueError, match="200 MHz system clock; the design wants 250 MHz"):
+        Vc707UartTop(dataclasses.replace(designs["vc707"], clock_mhz=250.0))
+
+
 def test_u250_rtl_kernel(designs, monkeypatch):
     d = designs["u250"]
     project = write_project(d)

@@ -23,6 +23,7 @@ from ..design import BoardDesign, BoardProject
 from .block_design import hwgen_cell, stream_path
 from .platforms import VC707Platform
 from .project import REPORTS_DIR, VIVADO_VERSION, copy_host, reports_tcl, stage_sources, write_text
+from .vc707_uart import UART_DIR, Vc707UartProject
 
 __all__ = ["Vc707Shell", "XdmaShellProject", "TOP_NAME"]
 
@@ -182,7 +183,10 @@ python3 xdma_host.py --check golden/        # golden/: input_<k>.npy, output_<k>
 ```
 
 Bytes are beats back to back, lane 0 in the low bits (`frames.py`); `design.json` gives the
-shapes. The accelerator runs at {d.clock_mhz:g} MHz from the clocking wizard (200 MHz in),
+shapes. Without the XDMA driver, `{UART_DIR}/` holds the fallback: the same accelerator behind
+the board's USB UART (its own project and README), slower but needing nothing on the host.
+
+The accelerator runs at {d.clock_mhz:g} MHz from the clocking wizard (200 MHz in),
 XDMA's stream side at 250 MHz, 128 bits; clock and width converters sit between them.
 """
 
@@ -201,6 +205,8 @@ XDMA's stream side at 250 MHz, 128 bits; clock and width converters sit between 
         plan.extract(board_dir)
         files += [board_dir / name for name in plan.files]
         files.append(write_text(board_dir / "README.md", self._readme()))
+        # The fallback without a host driver, in uart/ (its own project, same accelerator).
+        files += [board_dir / f for f in Vc707UartProject(self.design).write().files]
         return BoardProject(board_dir=board_dir,
                             files=sorted(p.relative_to(board_dir) for p in files),
                             run_command=f"sh build_{TOP_NAME}.sh", tool="vivado",

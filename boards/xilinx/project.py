@@ -66,10 +66,11 @@ def stage_sources(design: BoardDesign) -> list[Path]:
     return written
 
 
-def copy_host(design: BoardDesign, program: str) -> list[Path]:
+def copy_host(design: BoardDesign, program: str, folder: Path | None = None) -> list[Path]:
     """The host program ``program``, ``frames.py`` (the framing and golden-file helpers every
-    host program shares) and ``design.json`` into the project."""
-    board_dir = design.board_dir
+    host program shares) and ``design.json`` into the project (``folder``, by default
+    ``design.board_dir``)."""
+    board_dir = design.board_dir if folder is None else folder
     return [Path(shutil.copyfile(_HOST_DIR / name, board_dir / name))
             for name in sorted({program, "frames.py"})] + \
         [write_text(board_dir / DESIGN_JSON, design.host_json())]
