@@ -24,10 +24,10 @@ BUILDS = {
                             "zcu104"),
 }
 
-#: Per build, stage kinds measured beyond the rule (docs/timing.md): at 250 MHz on UltraScale+
-#: (three levels) the window's issue path, the MVU's weight-address counter and the FC's are
-#: one adder and one or two LUTs, 3.1 to 4.0 levels. Every kind meets 200 MHz on 7-series.
-EXCEEDS = {"mobilenet_v1-vc707": set(), "mobilenet_v2-zcu104": {"conv", "depthwise", "fc"}}
+#: Per build, stage kinds measured beyond the rule (docs/timing.md). None today: every kind
+#: meets 200 MHz on 7-series and 250 MHz on UltraScale+; a kind a change pushes over goes here
+#: with its measurement, so the suite records it rather than hides it.
+EXCEEDS: dict[str, set[str]] = {"mobilenet_v1-vc707": set(), "mobilenet_v2-zcu104": set()}
 
 
 @pytest.fixture(scope="module")
