@@ -9,6 +9,7 @@ flow runs, and ``report.json`` gains the tools' own figures under ``"implementat
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
@@ -20,7 +21,7 @@ from boards.lattice import Ecp5Flow
 from boards.xilinx import WRITERS as XILINX_BOARDS
 from boards.xilinx import XilinxFlow
 
-from sim.logic_depth import max_logic_levels, stage_logic_depth
+from sim.logic_depth import max_logic_levels, stage_depths
 
 from .build import BuildOptions, BuildResult, build
 from .outputs import replacing_dir
@@ -94,16 +95,16 @@ def _golden(result: BuildResult, frames: int, seed: int = 0):
 
 
 def _depths(hw, board, say) -> dict[str, int]:
-    """Every stage's logic depth, one progress line per stage (a cold cache synthesizes each:
-    seconds for a small stage, a minute for a wide one)."""
+    """Every stage's logic depth, one progress line per stage as it is known (a cold cache
+    synthesizes each: seconds for a small stage, minutes for a wide one; one yosys per CPU)."""
     stages = list(hw.stages())
-    say(f"measuring the logic depth of {len(stages)} stages with yosys (cached by content): "
-        f"the timing evidence for {board.clock_mhz:g} MHz")
-    depths = {}
-    for k, st in enumerate(stages, 1):
-        depths[st.name] = stage_logic_depth(st, board.family)
-        say(f"  [{k}/{len(stages)}] {st.name}: {depths[st.name]} levels")
-    return depths
+    jobs = max(1, os.cpu_count() or 1)
+    say(f"measuring the logic depth of {len(stages)} stages with yosys (cached by content, "
+        f"{jobs} at a time): the timing evidence for {board.clock_mhz:g} MHz")
+    count = iter(range(1, len(stages) + 1))
+    return stage_depths(hw, board.family, jobs=jobs,
+                        progress=lambda name, levels: say(f"  [{next(count)}/{len(stages)}] "
+                                                          f"{name}: {levels} levels"))
 
 
 def add_logic_depths(report: dict, depths: dict[str, int], limit: int) -> list[str]:

