@@ -243,8 +243,8 @@ class SlidingWindow(ProcessingElement):
         # freed so far plus `slots`; a released row's slot is freed once the read of its last
         # window has left stage A for the RAM. The writer keeps that difference itself,
         # `room` = limit - rows_in - 1 (and `room_less_one`), stepped by the frees and the
-        # completed rows of the cycle, so `i.ready` is a sign bit of one of two registers
-        # (chosen by the pending row), not a compare.
+        # completed rows of the cycle before, so `i.ready` is a sign bit of one of two
+        # registers (chosen by the pending row), not a compare.
         coord = signed(max(p.height, p.width + pl, slots).bit_length() + 4)
         # The compared differences stay within (-(2k + s), slots]: twice that, signed, keeps
         # the comparisons short (two CARRY4s), which the issue path's depth needs.
