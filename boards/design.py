@@ -46,8 +46,9 @@ class BoardDesign:
         ``hwgen_top.v``: module ``hwgen_top``, clock ``clk``, reset ``rst``, ports
         ``s_axis_*`` and ``m_axis_*`` (:class:`rtl_templates.axis_top.AxiStreamTop`).
     weight_files : tuple of Path
-        The ``weights/*.hex`` files the Verilog reads with ``$readmemh``, relative paths
-        ``weights/<file>`` from the folder the tools run in.
+        The ``weights/*.hex`` files the build wrote (absolute, or relative to the current
+        folder). The Verilog reads each as ``weights/<file name>`` with ``$readmemh``, relative
+        to the folder the tools run in, so a project copies them into its own ``weights/``.
     in_lanes, in_bits, in_beats_per_frame, out_lanes, out_bits, out_beats_per_frame : int
         Stream shapes: lanes of ``bits`` per beat and beats per frame.
     input_shape, output_shape : tuple of int

@@ -210,6 +210,19 @@ def test_vc707_uart_fallback(designs):
     assert "sh build_vc707_uart.sh" in readme and "--check ../golden/" in readme
 
 
+def test_projects_take_weight_files_relative_to_the_current_folder(designs, monkeypatch):
+    # `hwgen bitstream` run from the repository gets build/<name>/weights/... paths (a relative
+    # --out); the project copies them from there, whatever its build_dir.
+    d = designs["vc707"]
+    monkeypatch.chdir(d.build_dir.parent)
+    relative = tuple(Path(w).relative_to(d.build_dir.parent) for w in d.weight_files)
+    assert relative and not relative[0].is_absolute()
+    project = write_project(dataclasses.replace(d, weight_files=relative))
+    copied = {p.name for p in project.files if p.parent.name == "weights"}
+    assert copied == {w.name for w in relative}
+    assert all((d.board_dir / "uart" / "weights" / w.name).exists() for w in relative)
+
+
 def test_vc707_uart_shell_refuses_a_clock_it_cannot_make(designs):
     from boards.xilinx.vc707_uart import Vc707UartTop
 

@@ -60,9 +60,8 @@ def stage_sources(design: BoardDesign) -> list[Path]:
     (board_dir / "rtl").mkdir(parents=True, exist_ok=True)
     (board_dir / "weights").mkdir(exist_ok=True)
     written = [Path(shutil.copyfile(design.verilog, board_dir / "rtl" / "hwgen_top.v"))]
-    for weights in design.weight_files:
-        source = weights if weights.is_absolute() else design.build_dir / weights
-        written.append(Path(shutil.copyfile(source, board_dir / "weights" / source.name)))
+    for weights in map(Path, design.weight_files):
+        written.append(Path(shutil.copyfile(weights, board_dir / "weights" / weights.name)))
     return written
 
 

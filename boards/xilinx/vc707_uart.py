@@ -103,9 +103,8 @@ class Vc707UartProject:
         platform = VC707Platform(toolchain="Vivado")
         # Beside the top, as in the PCIe project: the ROMs' $readmemh paths are relative.
         platform.add_file("hwgen_top.v", d.verilog.read_text())
-        for weights in d.weight_files:
-            source = weights if weights.is_absolute() else d.build_dir / weights
-            platform.add_file(f"weights/{source.name}", source.read_text())
+        for weights in map(Path, d.weight_files):
+            platform.add_file(f"weights/{weights.name}", weights.read_text())
         plan = platform.prepare(self.top, name=UART_TOP_NAME,
                                 script_before_bitstream=reports_tcl(REPORTS_DIR))
         plan.extract(into)
