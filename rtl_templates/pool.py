@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
@@ -24,15 +24,12 @@ from dataflows.quantize import QPool
 
 from .counter import wrapping_counter
 from .elementwise import check_int
-from .requant import multiplier_dsps, requantize_value
+from .requant import Requantizer
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 from .rom import lut_ram
 
 __all__ = ["PoolParams", "Pool", "GlobalAvgPoolParams", "GlobalAvgPool"]
-
-_MULT_SHAPE = signed(nm.MULT_BITS + 1)
-
 
 def _check_requant(spec, bits: int, entries: int | None = None) -> None:
     if not isinstance(spec, nm.RequantSpec):
@@ -42,6 +39,15 @@ def _check_requant(spec, bits: int, entries: int | None = None) -> None:
     qmin, qmax = nm.qrange(bits)
     if not qmin <= spec.lo <= spec.hi <= qmax:
         raise ValueError(f"requant bounds must lie in [{qmin}, {qmax}], not [{spec.lo}, {spec.hi}]")
+
+
+def _divisor_requantizer(spec: nm.RequantSpec, lanes: int, acc_bits: int,
+                         out_bits: int) -> Requantizer:
+    """The shared :class:`~rtl_templates.requant.Requantizer` with one "channel group" per
+    divisor entry: entry ``e``'s constants on every lane, selected by its ``group`` input."""
+    per_lane = nm.RequantSpec(np.repeat(spec.multiplier, lanes), np.repeat(spec.shift, lanes),
+                              spec.lo, spec.hi)
+    return Requantizer(per_lane, lanes, len(spec), acc_bits, out_bits)
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,10 +141,11 @@ class PoolParams:
 class Pool(ProcessingElement):
     """Max or average over each window of a channel-major window stream.
 
-    Max: a running maximum per lane; the window's result goes to the output register at the
-    last tap (latency ``K*K``). Average: a running sum per lane; the sum and its divisor's
-    entry are registered at the last tap, multiplied by ``M`` in a second stage, then rounded
-    and clamped as logic (latency ``K*K + 1``). The divisor entry comes from a ROM indexed by
+    Each beat is registered first, then reduced. Max: a running maximum per lane; the window's
+    result goes to the output register at the last tap (latency ``K*K + 1``). Average: a
+    running sum per lane; at the last tap the sums go into the compute PEs' pipelined
+    :class:`~rtl_templates.requant.Requantizer` with the constants of the window's divisor
+    entry (latency ``K*K + Requantizer.LATENCY``). The entry comes from a ROM indexed by
     output position, read one cycle ahead. Input-bound: one window beat per cycle.
 
     Parameters
@@ -170,61 +177,55 @@ class Pool(ProcessingElement):
 
         out_valid = Signal()
         m.d.comb += self.o.valid.eq(out_valid)
+        # The beat and its tap flags are registered before the reduction: a window's taps come
+        # from its line buffer through the read mux and the padding select, which left before
+        # a max compare measured 5.79 LUT levels (docs/timing.md).
+        held, held_first, held_last = Signal(), Signal(), Signal()
+        beat = Signal.like(self.i.payload, name="beat")
+        with m.If(advance):
+            m.d.sync += [held.eq(take), held_first.eq(first), held_last.eq(last),
+                         beat.eq(self.i.payload)]
+        reduce, done = advance & held, advance & held & held_last
         width = p.acc_bits
         results = []
         for k in range(p.simd):
-            x = self.i.payload[k]
+            x = beat[k]
             acc = Signal(signed(width), name=f"acc{k}")
             if p.kind == "max":
-                result = Mux(first, x, Mux(x > acc, x, acc))
+                result = Mux(held_first, x, Mux(x > acc, x, acc))
             else:
-                result = Mux(first, x, acc + x)
-            with m.If(take):
+                result = Mux(held_first, 0, acc) + x
+            with m.If(reduce):
                 m.d.sync += acc.eq(result)
             results.append(result)
 
         if p.kind == "max":
             with m.If(advance):
-                m.d.sync += out_valid.eq(take & last)
+                m.d.sync += out_valid.eq(done)
             for k in range(p.simd):
                 out = Signal(signed(p.bits), name=f"out{k}")
-                with m.If(take & last):
+                with m.If(done):
                     m.d.sync += out.eq(results[k])
                 m.d.comb += self.o.payload[k].eq(out)
             return m
 
-        # Average: divisor entry of the current pixel, read one cycle ahead from a ROM.
-        spec, entries = p.requant, len(p.requant)
-        sel = Signal(range(max(2, entries)), name="entry")
+        # Average: the divisor entry of the current pixel, read one cycle ahead from a ROM and
+        # registered with the beat, picks the requantizer's constants as a channel group would.
+        entries = len(p.requant)
+        held_entry = Signal(range(max(2, entries)), name="held_entry")
         if entries > 1:
-            rom = memory.Memory(shape=unsigned(len(sel)), depth=p.pixels,
+            rom = memory.Memory(shape=unsigned(len(held_entry)), depth=p.pixels,
                                 init=[int(v) for v in p.divisor_index.flat])
             m.submodules.divisor_rom = rom
             rd = rom.read_port(domain="sync")
             pixel_next = Mux(pixel_done, Mux(pixels.last, 0, pixel + 1), pixel)
             m.d.comb += [rd.addr.eq(pixel_next), rd.en.eq(1)]
-            entry_now = rd.data
-        else:
-            entry_now = 0
-        sum_valid = Signal()
-        mult = Signal(_MULT_SHAPE, name="mult")
-        shamt_sel = Signal(range(nm.SHIFT_MAX), name="shamt_sel")
-        shamt = Signal(range(nm.SHIFT_MAX), name="shamt")
-        for j in range(entries):
-            with m.If((sel == j) if entries > 1 else 1):
-                m.d.comb += [mult.eq(int(spec.multiplier[j])), shamt_sel.eq(int(spec.shift[j]) - 1)]
-        with m.If(advance):
-            m.d.sync += [sum_valid.eq(take & last), out_valid.eq(sum_valid), shamt.eq(shamt_sel)]
-        with m.If(take & last):
-            m.d.sync += sel.eq(entry_now)
-        for k in range(p.simd):
-            total = Signal(signed(width), name=f"sum{k}")
-            prod = Signal(signed(width + nm.MULT_BITS + 1), name=f"prod{k}")
-            with m.If(take & last):
-                m.d.sync += total.eq(results[k])
             with m.If(advance):
-                m.d.sync += prod.eq(total * mult)
-            m.d.comb += self.o.payload[k].eq(requantize_value(prod, shamt, spec.lo, spec.hi))
+                m.d.sync += held_entry.eq(rd.data)
+        m.submodules.requant = rq = _divisor_requantizer(p.requant, p.simd, width, p.bits)
+        m.d.comb += [rq.en.eq(advance), rq.valid.eq(done), rq.group.eq(held_entry),
+                     out_valid.eq(rq.result_valid), self.o.payload.eq(rq.result)]
+        m.d.comb += [rq.acc[k].eq(results[k]) for k in range(p.simd)]
         return m
 
     def behaviour(self, windows: np.ndarray) -> np.ndarray:
@@ -246,24 +247,24 @@ class Pool(ProcessingElement):
         return p.pixels * p.groups * p.taps
 
     def latency(self) -> int:
-        # Max: the output register after the last tap; average adds the multiplier stage.
-        return self.params.taps + (0 if self.params.kind == "max" else 1)
+        # The input register, then max: the output register; average: the requantizer.
+        return self.params.taps + (1 if self.params.kind == "max" else Requantizer.LATENCY)
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Per lane an accumulator (and, for the average, a multiplier by the divisor's M);
-        the divisor-entry ROM via memory_resources; counters."""
+        """Per lane the input register and an accumulator (for the average, the requantizer's
+        model besides, and the divisor-entry ROM via memory_resources); counters."""
         p = self.params
         counters = sum(max(1, (n - 1).bit_length()) for n in (p.taps, p.groups, p.pixels))
         if p.kind == "max":
             return Resources(lut=p.simd * 2 * p.bits + 2 * counters,
-                             ff=2 * p.simd * p.bits + counters + 1)
-        pbits = p.acc_bits + nm.MULT_BITS + 1
-        dsp = p.simd * multiplier_dsps(p.acc_bits, nm.MULT_BITS + 1, family)
-        rom = (memory_resources(max(1, (len(p.requant) - 1).bit_length()), p.pixels, family)
+                             ff=3 * p.simd * p.bits + counters + 4)
+        entry_bits = max(1, (len(p.requant) - 1).bit_length())
+        rom = (memory_resources(entry_bits, p.pixels, family) + Resources(ff=entry_bits)
                if len(p.requant) > 1 else Resources())
-        lut = p.simd * (2 * p.acc_bits + pbits + 2 * p.bits) + 2 * counters + 22 * len(p.requant)
-        ff = p.simd * (2 * p.acc_bits + pbits) + counters + 30
-        return rom + Resources(dsp=dsp, lut=lut, ff=ff)
+        requant = _divisor_requantizer(p.requant, p.simd, p.acc_bits, p.bits).resources(family)
+        lut = p.simd * (p.acc_bits + 2 * p.bits) + 2 * counters
+        ff = p.simd * (p.acc_bits + p.bits) + counters + 3
+        return rom + requant + Resources(lut=lut, ff=ff)
 
 
 @dataclass(frozen=True, eq=False)
@@ -315,13 +316,14 @@ class GlobalAvgPoolParams:
 class GlobalAvgPool(ProcessingElement):
     """Mean over H and W: a per-channel sum over the frame, requantized by ``1 / (H*W)``.
 
-    The ``C/simd`` partial sums sit in a LUT RAM indexed by the beat's channel group (read
-    asynchronously, written back on the same beat; the first pixel overwrites, so the RAM
-    needs no clearing between frames).
-    During the frame's last pixel each completed sum goes straight into the requantization
-    pipeline (sum register, product register, rounding and clamp as logic), so the ``C/simd``
-    output beats leave while the next frame starts accumulating: no bubbles.
-    Latency ``(H*W - 1) * C/simd + 2``.
+    The ``C/simd`` partial sums sit in a LUT RAM indexed by the beat's channel group: read
+    when the beat is taken and registered with it, added and written back a cycle later; the
+    first pixel overwrites, so the RAM needs no clearing between frames. With one group the
+    sums are a register.
+    During the frame's last pixel each completed sum goes straight into the compute PEs'
+    pipelined :class:`~rtl_templates.requant.Requantizer`, so the ``C/simd`` output beats
+    leave while the next frame starts accumulating: no bubbles.
+    Latency ``(H*W - 1) * C/simd + 1 + Requantizer.LATENCY``.
 
     Parameters
     ----------
@@ -348,28 +350,41 @@ class GlobalAvgPool(ProcessingElement):
         pixel = wrapping_counter(m, "pixel", pixels, take & groups.last)
         first, last = pixel.first, pixel.last
 
-        sum_valid, out_valid = Signal(), Signal()
-        m.d.comb += self.o.valid.eq(out_valid)
+        # Stage 1 registers the beat with its group, its pixel flags and (from the LUT RAM)
+        # the group's partial sums; stage 2 adds and writes back. A sum read and added in one
+        # cycle measured 3.32 levels (RAM read, then the carry chain), over UltraScale+'s three.
+        held, held_first, held_last = Signal(), Signal(), Signal()
+        beat = Signal.like(self.i.payload, name="beat")
+        held_group = Signal.like(group, name="held_group")
         with m.If(advance):
-            m.d.sync += [sum_valid.eq(take & last), out_valid.eq(sum_valid)]
-        spec = p.requant
-        mult = Const(int(spec.multiplier[0]), _MULT_SHAPE)
-        sums_w, sums_r = lut_ram(m, "sums", p.simd * p.acc_bits, g_count)
-        m.d.comb += [sums_r.addr.eq(group), sums_w.addr.eq(group), sums_w.en.eq(take)]
+            m.d.sync += [held.eq(take), held_first.eq(first), held_last.eq(last),
+                         beat.eq(self.i.payload), held_group.eq(group)]
+        reduce, done = advance & held, advance & held & held_last
+
+        m.submodules.requant = rq = Requantizer(p.requant, p.simd, 1, p.acc_bits, p.bits)
+        m.d.comb += [rq.en.eq(advance), rq.valid.eq(done),
+                     self.o.valid.eq(rq.result_valid), self.o.payload.eq(rq.result)]
+        width = p.simd * p.acc_bits
+        stored = Signal(width, name="stored")
+        news = Signal(width, name="news")
+        if g_count > 1:
+            # A group's sum is written back (stage 2) before the group is read again: its next
+            # beat is taken at least two advances after this one.
+            sums_w, sums_r = lut_ram(m, "sums", width, g_count)
+            m.d.comb += [sums_r.addr.eq(group), sums_w.addr.eq(held_group), sums_w.en.eq(reduce),
+                         sums_w.data.eq(news)]
+            with m.If(advance):
+                m.d.sync += stored.eq(sums_r.data)
+        else:
+            with m.If(reduce):   # one group: the running sums are a register
+                m.d.sync += stored.eq(news)
         for k in range(p.simd):
             lane = slice(k * p.acc_bits, (k + 1) * p.acc_bits)
             new = Signal(signed(p.acc_bits), name=f"acc{k}")
-            m.d.comb += [new.eq(Mux(first, self.i.payload[k],
-                                    sums_r.data[lane].as_signed() + self.i.payload[k])),
-                         sums_w.data[lane].eq(new)]
-            total = Signal(signed(p.acc_bits), name=f"sum{k}")
-            prod = Signal(signed(p.acc_bits + nm.MULT_BITS + 1), name=f"prod{k}")
-            with m.If(take & last):
-                m.d.sync += total.eq(new)
-            with m.If(advance):
-                m.d.sync += prod.eq(total * mult)
-            m.d.comb += self.o.payload[k].eq(
-                requantize_value(prod, int(spec.shift[0]) - 1, spec.lo, spec.hi))
+            # The first pixel masks the stored sum at the adder's input, where the mask shares
+            # the carry chain's LUTs; a select after the adder measured 4.32 levels.
+            m.d.comb += [new.eq(Mux(held_first, 0, stored[lane].as_signed()) + beat[k]),
+                         news[lane].eq(new), rq.acc[k].eq(new)]
         return m
 
     def behaviour(self, frame: np.ndarray) -> np.ndarray:
@@ -386,16 +401,17 @@ class GlobalAvgPool(ProcessingElement):
 
     def latency(self) -> int:
         p = self.params
-        return (p.height * p.width - 1) * p.groups + 2  # last pixel's first beat, sum, product
+        # The last pixel's first beat, its input register, the requantizer.
+        return (p.height * p.width - 1) * p.groups + 1 + Requantizer.LATENCY
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Per lane a multiplier; the C sums in LUT RAM (``simd * acc_bits`` bits wide,
-        ``C/simd`` deep)."""
+        """The requantizer's model; the C sums in LUT RAM (``simd * acc_bits`` bits wide,
+        ``C/simd`` deep; a register for one group); per lane the input register and adder."""
         p = self.params
-        pbits = p.acc_bits + nm.MULT_BITS + 1
         counters = max(1, (p.groups - 1).bit_length()) + max(1, (p.height * p.width - 1).bit_length())
-        dsp = p.simd * multiplier_dsps(p.acc_bits, nm.MULT_BITS + 1, family)
-        lut = (p.simd * (2 * p.acc_bits + pbits + 2 * p.bits) + 2 * counters
-               + lutram_luts(p.simd * p.acc_bits, p.groups, family))
-        ff = p.simd * (p.acc_bits + pbits) + counters + 2
-        return Resources(dsp=dsp, lut=lut, ff=ff)
+        group_bits = max(1, (p.groups - 1).bit_length())
+        sums = lutram_luts(p.simd * p.acc_bits, p.groups, family) if p.groups > 1 else 0
+        requant = Requantizer(p.requant, p.simd, 1, p.acc_bits, p.bits).resources(family)
+        lut = p.simd * (p.acc_bits + 2 * p.bits) + 2 * counters + sums
+        ff = p.simd * (p.acc_bits + p.bits) + counters + group_bits + 3
+        return requant + Resources(lut=lut, ff=ff)

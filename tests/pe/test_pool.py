@@ -83,6 +83,7 @@ CASES = {
     "avg3s2p1": _avg_case(),
     "gap4x4x8": _gap_case((4, 4, 8), 4),
     "gap3x3x6": _gap_case((3, 3, 6), 2),
+    "gap2x3x4": _gap_case((2, 3, 4), 4),   # one channel group: the sums are a register
 }
 BENCH = VerilatorBench("pool_bench", {name: case.dut for name, case in CASES.items()})
 
