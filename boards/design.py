@@ -90,6 +90,38 @@ class BoardDesign:
         """Bits of ``m_axis_tdata``."""
         return 8 * tdata_bytes(self.out_lanes, self.out_bits)
 
+    @property
+    def in_beat_bytes(self) -> int:
+        """Bytes of one input beat (``s_axis_tdata``)."""
+        return self.in_tdata_width // 8
+
+    @property
+    def out_beat_bytes(self) -> int:
+        """Bytes of one output beat (``m_axis_tdata``)."""
+        return self.out_tdata_width // 8
+
+    @property
+    def in_frame_bytes(self) -> int:
+        """Bytes of one input frame on the stream (whole beats)."""
+        return self.in_beats_per_frame * self.in_beat_bytes
+
+    @property
+    def out_frame_bytes(self) -> int:
+        """Bytes of one output frame on the stream."""
+        return self.out_beats_per_frame * self.out_beat_bytes
+
+    def serial_fps(self, baud: int) -> float:
+        """Frames per second a UART at ``baud`` carries: 10 line bits a byte (8N1), and with
+        one frame in flight input and output take turns."""
+        return baud / 10 / (self.in_frame_bytes + self.out_frame_bytes)
+
+    def add_sources(self, platform) -> None:
+        """Add the top's Verilog and its weight files to an Amaranth platform's files, the
+        weights in ``weights/`` beside the top (the ROMs' ``$readmemh`` paths are relative)."""
+        platform.add_file(self.verilog.name, self.verilog.read_text())
+        for weights in map(Path, self.weight_files):
+            platform.add_file(f"weights/{weights.name}", weights.read_text())
+
     def host_json(self) -> str:
         """``design.json``: what host programs need to frame images (no hwgen needed)."""
         return json.dumps({

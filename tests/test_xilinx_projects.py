@@ -322,6 +322,7 @@ def test_pynq_driver_dmas_beats_and_decodes_outputs(designs, monkeypatch):
     fake = types.SimpleNamespace(Overlay=Overlay,
                                  allocate=lambda shape, dtype: np.zeros(shape, dtype))
     monkeypatch.setitem(sys.modules, "pynq", fake)
+    d.board_dir.mkdir(parents=True, exist_ok=True)   # standalone: no project test need run first
     (d.board_dir / "design.json").write_text(d.host_json())
     accelerator = pynq_driver.Accelerator(d.board_dir / "top.bit")
     got = accelerator.run(frames)
@@ -361,6 +362,7 @@ def test_xrt_words_pad_each_beat_to_the_movers_width(designs):
     payload = beats_to_bytes(frame_to_beats(frame, d.in_lanes), d.in_bits)
     words = xrt_host.to_words(payload, d.in_lanes, d.in_bits)
     word = xrt_host.word_bytes(d.in_lanes, d.in_bits)
+    write_project(d)   # standalone: the kernel wrapper, whatever other tests ran
     kernel = (d.board_dir / "hwgen_kernel.v").read_text()
     assert 8 * word == int(re.search(r"\[(\d+):0\]\s+s_axis_tdata", kernel).group(1)) + 1
     assert len(words) == d.in_beats_per_frame * word

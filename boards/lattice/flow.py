@@ -98,9 +98,7 @@ class Ecp5Flow:
         """Write the project for ``design`` into ``design.board_dir``."""
         top = Ulx3sAccelerator(design, baud=self.baud)
         platform = ULX3S_85F_Platform()
-        platform.add_file(design.verilog.name, design.verilog.read_text())
-        for f in design.weight_files:
-            platform.add_file(f"weights/{f.name}", f.read_text())
+        design.add_sources(platform)
         nextpnr_opts = (f"--report {PROJECT_NAME}.report.json --timing-allow-fail "
                         f"--threads {self.threads}")
         plan = platform.prepare(top, name=PROJECT_NAME, nextpnr_opts=nextpnr_opts)
@@ -158,19 +156,17 @@ class Ecp5Flow:
                                           step_seconds=seconds)
 
     def _readme(self, design: BoardDesign, top: Ulx3sAccelerator) -> str:
-        frame_in = design.in_beats_per_frame * design.in_tdata_width // 8
-        frame_out = design.out_beats_per_frame * design.out_tdata_width // 8
         versions = ", ".join(f"{pkg} {_package_version(pkg)}"
                              for pkg in ("amaranth", "amaranth-boards", *TOOLS.values())
                              if pkg != "yowasp-ecppack")
         return _README.format(
             name=PROJECT_NAME, model=design.name, clock=top.pll.output_mhz,
             clki=top.pll.clki_div, clkfb=top.pll.clkfb_div, clkop=top.pll.clkop_div,
-            baud=self.baud, divisor=top.divisor, frame_in=frame_in, frame_out=frame_out,
-            in_beats=design.in_beats_per_frame, in_bytes=design.in_tdata_width // 8,
-            out_beats=design.out_beats_per_frame, out_bytes=design.out_tdata_width // 8,
-            # 10 line bits per byte, one frame in flight: input and output take turns.
-            link_fps=self.baud / 10 / (frame_in + frame_out), versions=versions,
+            baud=self.baud, divisor=top.divisor, frame_in=design.in_frame_bytes,
+            frame_out=design.out_frame_bytes,
+            in_beats=design.in_beats_per_frame, in_bytes=design.in_beat_bytes,
+            out_beats=design.out_beats_per_frame, out_bytes=design.out_beat_bytes,
+            link_fps=design.serial_fps(self.baud), versions=versions,
             design_json=DESIGN_JSON)
 
 

@@ -101,7 +101,7 @@ class XdmaShellProject:
                 f"connect_bd_net [get_bd_pins {m_rstn}] [get_bd_pins {name}/m_axis_aresetn]",
             ]) + "\n"
 
-        in_bytes, out_bytes = d.in_tdata_width // 8, d.out_tdata_width // 8
+        in_bytes, out_bytes = d.in_beat_bytes, d.out_beat_bytes
         return "".join([
             "add_files -norecurse rtl/hwgen_top.v\n",
             "update_compile_order -fileset sources_1\n",

@@ -101,10 +101,7 @@ class Vc707UartProject:
         """Write the project; its files are listed relative to ``design.board_dir``."""
         d, into = self.design, self.folder
         platform = VC707Platform(toolchain="Vivado")
-        # Beside the top, as in the PCIe project: the ROMs' $readmemh paths are relative.
-        platform.add_file("hwgen_top.v", d.verilog.read_text())
-        for weights in map(Path, d.weight_files):
-            platform.add_file(f"weights/{weights.name}", weights.read_text())
+        d.add_sources(platform)
         plan = platform.prepare(self.top, name=UART_TOP_NAME,
                                 script_before_bitstream=reports_tcl(REPORTS_DIR))
         plan.extract(into)
@@ -119,10 +116,7 @@ class Vc707UartProject:
 
     def _readme(self) -> str:
         d, top = self.design, self.top
-        frame_in = d.in_beats_per_frame * d.in_tdata_width // 8
-        frame_out = d.out_beats_per_frame * d.out_tdata_width // 8
-        # 10 line bits a byte, one frame in flight: input and output take turns.
-        link_fps = top.baud / 10 / (frame_in + frame_out)
+        frame_in, frame_out, link_fps = d.in_frame_bytes, d.out_frame_bytes, d.serial_fps(top.baud)
         return f"""# {d.name} on vc707: UART shell (the fallback without a host driver)
 
 Written by hwgen for Vivado {VIVADO_VERSION} (part `xc7vx485tffg1761-2`), all of it by Amaranth's
@@ -144,8 +138,8 @@ pip install numpy pyserial
 python3 serial_host.py /dev/ttyUSB0 --baud {top.baud} --check ../golden/
 ```
 
-- A frame is {d.in_beats_per_frame} beats of {d.in_tdata_width // 8} bytes in ({frame_in} bytes),
-  {d.out_beats_per_frame} beats of {d.out_tdata_width // 8} bytes out ({frame_out} bytes);
+- A frame is {d.in_beats_per_frame} beats of {d.in_beat_bytes} bytes in ({frame_in} bytes),
+  {d.out_beats_per_frame} beats of {d.out_beat_bytes} bytes out ({frame_out} bytes);
   `{DESIGN_JSON}` has the shapes, `frames.py` the packing (the co-simulation's).
 - The host keeps one frame in flight, so the link carries at most {link_fps:.1f} frames/s.
 - A line break resets the accelerator and the shell's FIFOs; the host starts with one.

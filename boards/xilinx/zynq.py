@@ -116,8 +116,8 @@ class ZynqProject:
             f"connect_bd_intf_net [get_bd_intf_pins axi_mem/M00_AXI] "
             f"[get_bd_intf_pins ps/{self.slave}]\n",
             stream_path("axi_dma/M_AXIS_MM2S", "hwgen/s_axis", dma_in // 8,
-                        d.in_tdata_width // 8, "width_in", clk, rst),
-            stream_path("hwgen/m_axis", "axi_dma/S_AXIS_S2MM", d.out_tdata_width // 8,
+                        d.in_beat_bytes, "width_in", clk, rst),
+            stream_path("hwgen/m_axis", "axi_dma/S_AXIS_S2MM", d.out_beat_bytes,
                         dma_out // 8, "width_out", clk, rst),
             f"connect_bd_net [get_bd_pins {clk}] "
             + " ".join(f"[get_bd_pins {p}]" for p in clocked) + "\n",
