@@ -371,17 +371,21 @@ def cmd_bitstream(args) -> int:
     from boards.design import FlowError, ToolMissingError
     from sim.logic_depth import LogicDepthError
     from .bitstream import NoShellError, bitstream
+    options = _build_options(args)
     try:
         with _build_errors(args):
-            done = bitstream(_build_options(args), run=args.run, progress=_progress)
+            done = bitstream(options, run=args.run, progress=_progress)
     except (NoShellError, ToolMissingError) as exc:
         raise UserError(str(exc)) from None
     except FlowError as exc:
         print(f"hwgen bitstream: {exc}", file=sys.stderr)
         return 1
     except LogicDepthError as exc:   # yosys itself failed: not the user's mistake, one line
-        print(f"hwgen bitstream: measuring logic depth: {str(exc).splitlines()[0]}",
-              file=sys.stderr)
+        log = options.output_dir(args.board) / "logic_depth_error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"{exc}\n")
+        print(f"hwgen bitstream: measuring logic depth: {str(exc).splitlines()[0].rstrip(':')} "
+              f"(its output: {log})", file=sys.stderr)
         return 1
     project, impl = done.project, done.implementation
     for line in done.warnings:

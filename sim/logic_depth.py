@@ -242,17 +242,22 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
         for name, text in files.items():
             (folder / "weights" / name).write_text(text)
         # -q keeps megabytes of log off the pipe; -l keeps it for the error message. A run
-        # killed by a signal (the WebAssembly runtime has died of SIGBUS once, in a CI run
-        # under load, on a stage that synthesizes in seconds) is tried once more.
+        # that died outside yosys is tried once more: killed by a signal (the WebAssembly
+        # runtime has died of SIGBUS once, in a CI run under load, on a stage that synthesizes
+        # in seconds), or exiting non-zero with nothing in its log nor on stderr (the runtime
+        # failed before yosys ran).
+        log_file = folder / "yosys.log"
         for _ in range(2):
-            proc = subprocess.run([*yosys_command(), "-q", "-l", "yosys.log", "-p",
+            log_file.unlink(missing_ok=True)
+            proc = subprocess.run([*yosys_command(), "-q", "-l", log_file.name, "-p",
                                    _script(family, top)],
                                   cwd=folder, capture_output=True, text=True, timeout=timeout_s)
-            if proc.returncode >= 0:
+            log = log_file.read_text() if log_file.exists() else ""
+            silent = proc.returncode != 0 and not (log.strip() or proc.stderr.strip())
+            if proc.returncode >= 0 and not silent:
                 break
         out = folder / "netlist.json"
         if proc.returncode != 0 or not out.exists():
-            log = (folder / "yosys.log").read_text() if (folder / "yosys.log").exists() else ""
             raise LogicDepthError(f"yosys failed on {top} ({proc.returncode}):\n"
                                   f"{(log + proc.stderr)[-3000:]}")
         return netlist_depth(json.loads(out.read_text()), top)

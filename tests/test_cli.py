@@ -153,3 +153,20 @@ def test_export_then_golden_on_onnx_matches_onnxruntime(tmp_path, capsys):
     _, out, _ = run(capsys, "summary", str(path), "--json")
     _, zoo, _ = run(capsys, "summary", "mobilenet_v2", "--resolution", "64", "--json")
     assert json.loads(out)["total"] == json.loads(zoo)["total"]
+
+
+def test_a_yosys_failure_in_the_depth_measure_is_one_line_and_its_output_is_kept(
+        tmp_path, capsys, monkeypatch):
+    import hwgen.bitstream
+    from sim.logic_depth import LogicDepthError
+
+    def fails(options, **kwargs):
+        raise LogicDepthError("yosys failed on conv1 (1):\nERROR: the log's last lines")
+
+    monkeypatch.setattr(hwgen.bitstream, "bitstream", fails)
+    out = tmp_path / "sq"
+    assert main(["bitstream", "squeezenet", "--board", "vc707", "--no-run", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("hwgen bitstream: measuring logic depth: yosys failed on conv1 (1) "
+                   f"(its output: {out / 'logic_depth_error.log'})")
+    assert "the log's last lines" in (out / "logic_depth_error.log").read_text()
