@@ -3,7 +3,8 @@
 All three are short pipelines with one global enable: every stage register moves when the
 output register is empty or being read (``advance = ~o.valid | o.ready``), so they sustain one
 beat per cycle and hold their output under backpressure. The integer rules are those of
-:mod:`dataflows.numerics`; :func:`rtl_templates.requant.requantize_value` is their RTL form.
+:mod:`dataflows.numerics`; requantization is :class:`rtl_templates.requant.Requantizer` (or,
+in the residual Add, its :func:`~rtl_templates.requant.clamp_flags` stages).
 """
 
 from __future__ import annotations

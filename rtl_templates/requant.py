@@ -36,7 +36,7 @@ from dataflows import numerics as nm
 from .resources import DeviceFamily, Resources, family, memory_resources
 from .rom import rom_read
 
-__all__ = ["Requantizer", "requantize_value", "round_clamp", "clamp_flags", "select_clamped",
+__all__ = ["Requantizer", "clamp_flags", "select_clamped",
            "multiplier_dsps", "maps_to_dsp",
            "lane_constants", "group_constants", "group_constants_resources"]
 
@@ -63,15 +63,9 @@ def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series
     return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
 
 
-def round_clamp(shifted, lo: int, hi: int):
-    """``clamp((shifted + 1) >> 1, lo, hi)``: the second half of :func:`requantize_value`,
-    on a product already shifted right by ``shift - 1``."""
-    rounded = (shifted + 1) >> 1
-    return Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
-
-
 def clamp_flags(shifted, lo: int, hi: int, out_bits: int) -> dict:
-    """The terms of ``round_clamp(shifted, lo, hi)`` from narrow logic, for a register stage.
+    """The terms of ``clamp((shifted + 1) >> 1, lo, hi)`` from narrow logic, for a register
+    stage (``shifted`` is the product already shifted right by ``shift - 1``).
 
     ``(shifted + 1) >> 1 < lo`` exactly when ``shifted < 2*lo - 1``, and ``> hi`` exactly
     when ``shifted > 2*hi``; both constants fit ``out_bits + 2`` signed bits. So a value whose
@@ -93,19 +87,10 @@ def clamp_flags(shifted, lo: int, hi: int, out_bits: int) -> dict:
 
 
 def select_clamped(flags: dict, lo: int, hi: int):
-    """``round_clamp`` from registered :func:`clamp_flags`: a function of five bits per bit."""
+    """``clamp((shifted + 1) >> 1, lo, hi)`` from registered :func:`clamp_flags`: a function
+    of five bits per bit."""
     return Mux(~flags["fits"], Mux(flags["negative"], lo, hi),
                Mux(flags["under"], lo, Mux(flags["over"], hi, flags["rounded"].as_signed())))
-
-
-def requantize_value(product, shamt, lo: int, hi: int):
-    """``clamp(round_shift(product, shamt + 1), lo, hi)`` as logic (numerics.round_shift).
-
-    ``shamt`` is ``shift - 1`` (an int or an unsigned Value): the rounding is
-    ``((x >> (shift-1)) + 1) >> 1`` with arithmetic shifts, exactly as the numpy model. Every
-    PE that requantizes uses this one expression.
-    """
-    return round_clamp(product >> shamt, lo, hi)
 
 
 def lane_constants(values, lanes: int, groups: int) -> list[list[int]]:
