@@ -38,7 +38,7 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from .cache import cache_root
-from .synth import FAMILIES, yosys_command
+from .synth import FAMILIES, family_scripts, yosys_command
 
 __all__ = ["ARC_LEVELS", "LEVEL_NS", "LogicDepthError", "UnknownCellError", "ecp5_stage_fmax",
            "max_logic_levels", "netlist_depth", "rtlil_logic_depth", "stage_depths",
@@ -224,14 +224,33 @@ def netlist_depth(netlist: dict, top: str) -> tuple[float, list[str]]:
     return depth[max(depth, key=depth.get)], path[::-1]
 
 
-def _script(family: str, top: str) -> str:
+def _script(body: str, top: str) -> str:
     # Only the top: the cell libraries synth_xilinx reads hold processes write_json refuses.
-    return (f"read_rtlil stage.il; read_verilog roms.v; {FAMILIES[family].format(top=top)}; "
+    return (f"read_rtlil stage.il; read_verilog roms.v; {body.format(top=top)}; "
             f"select {top}; write_json -selected netlist.json")
 
 
+def _run_yosys(folder: Path, script: str, timeout_s: float) -> tuple[subprocess.CompletedProcess, str]:
+    # -q keeps megabytes of log off the pipe; -l keeps it for the error message. A run that
+    # died outside yosys is tried once more: killed by a signal (the WebAssembly runtime has
+    # died of SIGBUS once, in a CI run under load, on a stage that synthesizes in seconds), or
+    # exiting non-zero with nothing in its log nor on stderr (the runtime failed before yosys ran).
+    log_file = folder / "yosys.log"
+    for _ in range(2):
+        log_file.unlink(missing_ok=True)
+        proc = subprocess.run([*yosys_command(), "-q", "-l", log_file.name, "-p", script],
+                              cwd=folder, capture_output=True, text=True, timeout=timeout_s)
+        log = log_file.read_text() if log_file.exists() else ""
+        silent = proc.returncode != 0 and not (log.strip() or proc.stderr.strip())
+        if proc.returncode >= 0 and not silent:
+            break
+    return proc, log
+
+
 def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
-                timeout_s: float) -> tuple[float, list[str]]:
+                timeout_s: float) -> tuple[float, list[str], str]:
+    """Exact levels, the critical path's cells and the name of the script that synthesized
+    it (:func:`sim.synth.family_scripts`: the fallback runs only when the default fails)."""
     from rtl_templates.rom import ROM_VERILOG
 
     with tempfile.TemporaryDirectory(prefix="hwgen-depth-") as tmp:
@@ -241,26 +260,15 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
         (folder / "weights").mkdir()
         for name, text in files.items():
             (folder / "weights" / name).write_text(text)
-        # -q keeps megabytes of log off the pipe; -l keeps it for the error message. A run
-        # that died outside yosys is tried once more: killed by a signal (the WebAssembly
-        # runtime has died of SIGBUS once, in a CI run under load, on a stage that synthesizes
-        # in seconds), or exiting non-zero with nothing in its log nor on stderr (the runtime
-        # failed before yosys ran).
-        log_file = folder / "yosys.log"
-        for _ in range(2):
-            log_file.unlink(missing_ok=True)
-            proc = subprocess.run([*yosys_command(), "-q", "-l", log_file.name, "-p",
-                                   _script(family, top)],
-                                  cwd=folder, capture_output=True, text=True, timeout=timeout_s)
-            log = log_file.read_text() if log_file.exists() else ""
-            silent = proc.returncode != 0 and not (log.strip() or proc.stderr.strip())
-            if proc.returncode >= 0 and not silent:
-                break
         out = folder / "netlist.json"
-        if proc.returncode != 0 or not out.exists():
-            raise LogicDepthError(f"yosys failed on {top} ({proc.returncode}):\n"
-                                  f"{(log + proc.stderr)[-3000:]}")
-        return netlist_depth(json.loads(out.read_text()), top)
+        failures = []
+        for name, body in family_scripts(family):
+            out.unlink(missing_ok=True)
+            proc, log = _run_yosys(folder, _script(body, top), timeout_s)
+            if proc.returncode == 0 and out.exists():
+                return (*netlist_depth(json.loads(out.read_text()), top), name)
+            failures.append(f"[{name} script, exit {proc.returncode}]\n{(log + proc.stderr)[-3000:]}")
+        raise LogicDepthError(f"yosys failed on {top}:\n" + "\n".join(failures))
 
 
 def rtlil_logic_depth(text: str, top: str, family: str,
@@ -277,7 +285,8 @@ def rtlil_logic_depth(text: str, top: str, family: str,
     LogicDepthError
         If yosys fails or the netlist cannot be measured.
     """
-    return _synthesize(text, files or {}, top, yosys_family(family), timeout_s=1800)
+    exact, path, _ = _synthesize(text, files or {}, top, yosys_family(family), timeout_s=1800)
+    return exact, path
 
 
 def _stage_rtlil(stage) -> tuple[str, str, dict[str, str]]:
@@ -310,7 +319,8 @@ class _DepthJob:
         fam = yosys_family(family)
         top, text, files = _stage_rtlil(stage)
         key = hashlib.sha256("\0".join(
-            [_script(fam, top), ROM_VERILOG, text, *(f"{k}\n{v}" for k, v in sorted(files.items()))]
+            [*(_script(body, top) for _, body in family_scripts(fam)), ROM_VERILOG, text,
+             *(f"{k}\n{v}" for k, v in sorted(files.items()))]
         ).encode()).hexdigest()
         return cls(stage.name, fam, top, text, files, cache_root() / "depth" / f"{key}.json")
 
@@ -320,13 +330,13 @@ class _DepthJob:
 
     def run(self, timeout_s: float = 1800) -> int:
         """Synthesize, measure, cache; the levels rounded up."""
-        exact, path = _synthesize(self.text, self.files, self.top, self.family, timeout_s)
+        exact, path, script = _synthesize(self.text, self.files, self.top, self.family, timeout_s)
         levels = math.ceil(exact - 1e-9)
         self.cached.parent.mkdir(parents=True, exist_ok=True)
         partial = self.cached.with_suffix(f".{self.cached.stem[:8]}.{threading.get_ident()}.partial")
         partial.write_text(json.dumps({"stage": self.stage, "family": self.family,
                                        "levels": levels, "exact_levels": round(exact, 3),
-                                       "path": path}))
+                                       "path": path, "script": script}))
         partial.replace(self.cached)   # atomic: a concurrent build never reads half a file
         return levels
 

