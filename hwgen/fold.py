@@ -19,7 +19,8 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
-from rtl_templates.resources import MemoryStyle, Resources, memory_resources
+from rtl_templates.resources import MemoryStyle, Resources
+from rtl_templates.rom import rom_resources
 
 from .hwgraph import HwGraph, Op, Stage
 from .units import needs_window, stage_resources, stage_units, window_lanes
@@ -238,8 +239,8 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
         rom = mvu.weight_rom_resources(family)
         if rom.bram18:
             p = mvu.params
-            luts = memory_resources(p.simd * p.wbits, p.groups * p.steps, family,
-                                    MemoryStyle.LUT).lut
+            luts = rom_resources(p.simd * p.wbits, p.groups * p.steps, family,
+                                 MemoryStyle.LUT).lut
             options.append((luts / rom.bram18, st.name))
     for _, name in sorted(options):
         if total.bram18 <= budget.bram18:

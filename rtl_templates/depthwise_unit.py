@@ -34,8 +34,8 @@ from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, ch
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources,
                       lane_constants, multiplier_dsps)
-from .rom import rom_read
-from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
+from .rom import banked_rom_read, rom_resources
+from .resources import DeviceFamily, Resources, lutram_luts
 
 __all__ = ["DepthwiseParams", "DepthwiseUnit"]
 
@@ -172,7 +172,7 @@ class DepthwiseUnit(ProcessingElement):
             if G * T == 1:
                 weights.append(Const(words[0], unsigned(p.wbits)))
                 continue
-            weights.append(rom_read(m, f"weights_lane{k}", p.wbits, words, addr, adv))
+            weights.append(banked_rom_read(m, f"weights_lane{k}", p.wbits, words, addr, adv))
 
         # Stage 1: input register, beside the weight ROM's output register. Stage 2: the
         # multiplier's input registers (a block RAM's output is slow, 5.6 ns clock-to-out for
@@ -249,7 +249,7 @@ class DepthwiseUnit(ProcessingElement):
         mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
         res = rq.resources(family)
         if p.groups * p.taps > 1:
-            res = res + memory_resources(p.wbits, p.groups * p.taps, family).scaled(p.pe)
+            res = res + rom_resources(p.wbits, p.groups * p.taps, family).scaled(p.pe)
         res = res + group_constants_resources(lane_constants(p.bias, p.pe, p.groups),
                                               signed(p.acc_bits), family)
         lut = (p.pe * p.acc_bits

@@ -38,7 +38,7 @@ from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources,
                       lane_constants, multiplier_dsps)
-from .rom import rom_read
+from .rom import banked_rom_read, rom_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
                         lutram_luts, memory_resources)
 
@@ -255,8 +255,8 @@ class MatrixVectorUnit(ProcessingElement):
             if G * S == 1:   # one word (a fully connected layer done in one step): a constant
                 roms.append(Const(words[0], unsigned(simd * p.wbits)))
                 continue
-            roms.append(rom_read(m, f"weights_pe{r}", simd * p.wbits, words, addr, adv,
-                                 p.weight_style))
+            roms.append(banked_rom_read(m, f"weights_pe{r}", simd * p.wbits, words, addr, adv,
+                                        p.weight_style))
 
         # Stage 1: the activations come from the input register (group 0) or the buffer.
         width = simd * p.in_bits
@@ -380,17 +380,17 @@ class MatrixVectorUnit(ProcessingElement):
         lut = (p.pe * (p.simd - 1) * p.acc_bits + p.pe * p.acc_bits
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
         tree_ff = p.pe * adder_tree_register_bits(p.simd, prod_bits, p.acc_bits)
-        ff = (p.simd * p.in_bits * (2 if p.groups > 1 else 1) + tree_ff + p.pe * p.acc_bits + 30
-              + (p.pe * p.simd * p.wbits if not rom.bram18 and p.groups * p.steps > 1 else 0))
+        ff = p.simd * p.in_bits * (2 if p.groups > 1 else 1) + tree_ff + p.pe * p.acc_bits + 30
         if not mul_dsp:
             lut += p.pe * p.simd * p.in_bits * p.wbits
             ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)
         return res + Resources(dsp=self.multipliers() * mul_dsp, lut=lut, ff=ff)
 
     def weight_rom_resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """One PE row's weight ROM, ``groups * steps`` x ``simd * wbits``, as placed."""
+        """One PE row's weight ROM, ``groups * steps`` x ``simd * wbits``, as placed, with
+        its output register(s) (:func:`~rtl_templates.rom.rom_resources`)."""
         p = self.params
-        return memory_resources(p.simd * p.wbits, p.groups * p.steps, family, p.weight_style)
+        return rom_resources(p.simd * p.wbits, p.groups * p.steps, family, p.weight_style)
 
     def multipliers(self) -> int:
         """Multipliers the tools keep: ``pe * simd``, except that a one-word weight ROM makes

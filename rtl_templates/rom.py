@@ -17,12 +17,21 @@ import contextlib
 import contextvars
 import hashlib
 
-from amaranth.hdl import ClockSignal, Instance, Module, Signal, unsigned
+import math
+
+from amaranth.hdl import Array, ClockSignal, Instance, Module, Signal, Value, unsigned
 from amaranth.lib import memory
 
-from .resources import BRAM_THRESHOLD_BITS, MemoryStyle
+from .resources import BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources, memory_resources
 
-__all__ = ["RomFiles", "external_roms", "rom_read", "block_ram", "lut_ram", "ROM_VERILOG"]
+__all__ = ["RomFiles", "external_roms", "rom_read", "banked_rom_read", "rom_banks",
+           "rom_resources", "ROM_BANK_WORDS", "block_ram", "lut_ram", "ROM_VERILOG"]
+
+#: Words of one bank of a ROM in logic: 256 words are two LUT6 levels (four 64-word LUTs and
+#: a 4:1 multiplexer). A deeper ROM in one piece is a multiplexer tree behind its address
+#: register: 2,048 words measured 5 levels (SqueezeNet 1.1's fire6/expand1x1 on the ZCU104,
+#: where 3 are allowed; docs/timing.md).
+ROM_BANK_WORDS = 256
 
 #: The ROM every external instance refers to; emitted next to the design's Verilog.
 ROM_VERILOG = """\
@@ -154,6 +163,50 @@ def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
         p_WIDTH=width, p_DEPTH=depth, p_ADDR_BITS=addr_bits, p_INIT_FILE=files.add(width, words),
         i_clk=ClockSignal("sync"), i_en=en, i_addr=a, o_data=data)
     return data
+
+
+def rom_banks(width: int, depth: int, style: MemoryStyle = MemoryStyle.AUTO) -> int:
+    """Banks :func:`banked_rom_read` splits a ``depth`` x ``width`` ROM into: one in block RAM
+    or up to :data:`ROM_BANK_WORDS` words, else ``ceil(depth / ROM_BANK_WORDS)``."""
+    if style.is_block(width, depth) or depth <= ROM_BANK_WORDS:
+        return 1
+    return -(-depth // ROM_BANK_WORDS)
+
+
+def banked_rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
+                    style: MemoryStyle = MemoryStyle.AUTO) -> Value:
+    """:func:`rom_read` for a ROM whose data the caller registers: a ROM in logic deeper than
+    :data:`ROM_BANK_WORDS` becomes banks, each read into its own register, and the data is
+    the bank chosen by the registered bank number (a multiplexer of ``log4(banks)`` LUT
+    levels between registers). Valid when :func:`rom_read`'s would be: the cycle after ``en``.
+    """
+    banks = rom_banks(width, len(words), style)
+    if banks == 1:
+        return rom_read(m, name, width, words, addr, en, style)
+    bank_bits = (ROM_BANK_WORDS - 1).bit_length()
+    bank = Signal(range(banks), name=f"{name}_bank")
+    with m.If(en):
+        m.d.sync += bank.eq(addr[bank_bits:])
+    data = [rom_read(m, f"{name}_bank{b}", width,
+                     words[b * ROM_BANK_WORDS:(b + 1) * ROM_BANK_WORDS], addr[:bank_bits], en, style)
+            for b in range(banks)]
+    return Array(data)[bank]
+
+
+def rom_resources(width: int, depth: int, fam: str | DeviceFamily = "7series",
+                  style: MemoryStyle = MemoryStyle.AUTO) -> Resources:
+    """What :func:`banked_rom_read` builds: the memory (:func:`memory_resources`, per bank),
+    in logic each bank's output register and the bank multiplexer (a LUT6 is a 4:1
+    multiplexer, so ``ceil((banks - 1) / 3)`` per bit) and the bank register."""
+    banks = rom_banks(width, depth, style)
+    if banks == 1:
+        rom = memory_resources(width, depth, fam, style)
+        return rom if rom.bram18 else rom + Resources(ff=width)
+    last = depth - (banks - 1) * ROM_BANK_WORDS
+    memory_luts = ((banks - 1) * memory_resources(width, ROM_BANK_WORDS, fam, style).lut
+                   + memory_resources(width, last, fam, style).lut)
+    return Resources(lut=memory_luts + width * math.ceil((banks - 1) / 3),
+                     ff=banks * width + (banks - 1).bit_length())
 
 
 class _Port:

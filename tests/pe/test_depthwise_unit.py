@@ -35,6 +35,9 @@ GEOMETRY = {
     "k3s1": ((6, 6, 4), 3, 1, 1, 2, False),
     "k3s2": ((7, 7, 8), 3, 2, 0, 4, True),
     "k5": ((6, 6, 2), 5, 1, 2, 1, False),
+    # 32 channels x 9 taps on one lane: a 288-word ROM in logic, read as two banks
+    # (rtl_templates.rom.banked_rom_read), the second one 32 words.
+    "banked": ((4, 4, 32), 3, 1, 1, 1, False),
 }
 CONFIGS = {
     name: make_params(n, channels=shape[2], kernel=k, pe=pe,

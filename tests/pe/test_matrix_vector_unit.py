@@ -39,6 +39,11 @@ CASES = {
                            out_bits=4, per_tensor=True), (3, 3, 3), 1, 0),
     "relu3x3": (make_params(5, cin=2, cout=4, kernel=3, pe=2, simd=2, pixels=9, relu=True),
                 (3, 3, 2), 3, 1),
+    # 10 groups x 40 steps = 400-word weight ROMs in logic, read as two banks (256 + 144 words:
+    # rtl_templates.rom.banked_rom_read).
+    "banked": (dataclasses.replace(make_params(7, cin=40, cout=20, kernel=1, pe=2, simd=1,
+                                               pixels=3), weight_style=MemoryStyle.LUT),
+               (1, 3, 40), 1, 0),
 }
 CONFIGS = {name: case[0] for name, case in CASES.items()}
 BENCH = VerilatorBench("mvu_bench", {name: MatrixVectorUnit(p) for name, p in CONFIGS.items()})
@@ -79,7 +84,7 @@ def test_mvu_holds_data_under_heavy_backpressure(name):
     np.testing.assert_array_equal(result.beats["o"], expected)
 
 
-@pytest.mark.parametrize("name", ["conv3x3", "fc", "serial"])
+@pytest.mark.parametrize("name", ["conv3x3", "fc", "serial", "banked"])
 def test_mvu_timing_matches_model(name):
     p, dut = CONFIGS[name], BENCH.configs[name]
     frames = 6 if name == "fc" else 3
@@ -132,6 +137,7 @@ SYNTH = {
     "wide": make_params(9, cin=64, cout=32, kernel=1, pe=2, simd=4, pixels=4),
     "wide_lut": dataclasses.replace(make_params(9, cin=64, cout=32, kernel=1, pe=2, simd=4,
                                                 pixels=4), weight_style=MemoryStyle.LUT),
+    "banked": CONFIGS["banked"],
     "fc": CONFIGS["fc"],   # constant weights: two of them are powers of two, no DSP for those
 }
 
