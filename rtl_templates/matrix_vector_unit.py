@@ -359,7 +359,8 @@ class MatrixVectorUnit(ProcessingElement):
         the same for all groups (:func:`~rtl_templates.requant.group_constants_resources`).
         LUT: adder trees ``pe * (simd - 1) * acc_bits``, accumulators ``pe * acc_bits``,
         counters and control ~30.
-        FF: input and buffer registers, ROM output registers when the ROM is logic, the adder
+        FF: input and buffer registers, the ROM's output registers when it is logic (one per
+        bank: :func:`~rtl_templates.rom.rom_resources`), the adder
         trees' registers (every level's, :func:`adder_tree_register_bits`) and accumulators
         ``pe * acc_bits``, control ~30; the multiplier input and
         product registers are the DSPs' own (A/B/M/P) when the products map to DSPs.

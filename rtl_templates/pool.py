@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out
 
@@ -48,6 +48,27 @@ def _divisor_requantizer(spec: nm.RequantSpec, lanes: int, acc_bits: int,
     per_lane = nm.RequantSpec(np.repeat(spec.multiplier, lanes), np.repeat(spec.shift, lanes),
                               spec.lo, spec.hi)
     return Requantizer(per_lane, lanes, len(spec), acc_bits, out_bits)
+
+
+@dataclass(frozen=True)
+class _HeldBeat:
+    """A taken beat and its first/last flags, registered while the pipeline advances: the
+    pools reduce from these registers, not from the input's path (docs/timing.md).
+    ``reduce``: a held beat is reduced this cycle; ``done``: and it ends its window."""
+
+    beat: Signal
+    first: Signal
+    reduce: Value
+    done: Value
+
+    @classmethod
+    def of(cls, m: Module, advance, take, payload, first, last) -> _HeldBeat:
+        valid, held_first, held_last = (Signal(name=n) for n in ("held", "held_first", "held_last"))
+        beat = Signal.like(payload, name="beat")
+        with m.If(advance):
+            m.d.sync += [valid.eq(take), held_first.eq(first), held_last.eq(last),
+                         beat.eq(payload)]
+        return cls(beat, held_first, advance & valid, advance & valid & held_last)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,12 +201,8 @@ class Pool(ProcessingElement):
         # The beat and its tap flags are registered before the reduction: a window's taps come
         # from its line buffer through the read mux and the padding select, which left before
         # a max compare measured 5.79 LUT levels (docs/timing.md).
-        held, held_first, held_last = Signal(), Signal(), Signal()
-        beat = Signal.like(self.i.payload, name="beat")
-        with m.If(advance):
-            m.d.sync += [held.eq(take), held_first.eq(first), held_last.eq(last),
-                         beat.eq(self.i.payload)]
-        reduce, done = advance & held, advance & held & held_last
+        held = _HeldBeat.of(m, advance, take, self.i.payload, first, last)
+        beat, held_first, reduce, done = held.beat, held.first, held.reduce, held.done
         width = p.acc_bits
         results = []
         for k in range(p.simd):
@@ -353,13 +370,11 @@ class GlobalAvgPool(ProcessingElement):
         # Stage 1 registers the beat with its group, its pixel flags and (from the LUT RAM)
         # the group's partial sums; stage 2 adds and writes back. A sum read and added in one
         # cycle measured 3.32 levels (RAM read, then the carry chain), over UltraScale+'s three.
-        held, held_first, held_last = Signal(), Signal(), Signal()
-        beat = Signal.like(self.i.payload, name="beat")
+        held = _HeldBeat.of(m, advance, take, self.i.payload, first, last)
+        beat, held_first, reduce, done = held.beat, held.first, held.reduce, held.done
         held_group = Signal.like(group, name="held_group")
         with m.If(advance):
-            m.d.sync += [held.eq(take), held_first.eq(first), held_last.eq(last),
-                         beat.eq(self.i.payload), held_group.eq(group)]
-        reduce, done = advance & held, advance & held & held_last
+            m.d.sync += held_group.eq(group)
 
         m.submodules.requant = rq = Requantizer(p.requant, p.simd, 1, p.acc_bits, p.bits)
         m.d.comb += [rq.en.eq(advance), rq.valid.eq(done),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 
 __all__ = ["Resources", "DeviceFamily", "FAMILIES", "family", "bram18_count", "lutram_luts",
-           "memory_resources", "MemoryStyle"]
+           "mux_luts", "memory_resources", "MemoryStyle"]
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,20 @@ class DeviceFamily:
         Signed multiplier operand widths of one DSP slice.
     lutram_bits : int
         Bits one LUT holds as distributed RAM (a 64x1 LUT6).
+    mux_inputs : int
+        Data inputs of the widest multiplexer one LUT makes with its selects (4 for a LUT6).
+    rom_tree_words : int
+        Words of a ROM in logic that one output bit reads through the slice's own
+        multiplexers, without a LUT of multiplexing: 64, one LUT6 (the Xilinx flow here maps
+        no MUXF7/F8), or four LUT4s with a PFUMX and an L6MUX21 on ECP5.
     """
 
     name: str
     bram_aspects: tuple[tuple[int, int], ...]
     dsp_widths: tuple[int, int]
     lutram_bits: int = 64
+    mux_inputs: int = 4
+    rom_tree_words: int = 64
 
 
 _XILINX_BRAM18 = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
@@ -67,7 +75,7 @@ FAMILIES = {
     "7series": DeviceFamily("7series", _XILINX_BRAM18, (25, 18)),
     "ultrascale": DeviceFamily("ultrascale", _XILINX_BRAM18, (27, 18)),
     # ECP5: one EBR is 18 Kb with the same shapes; MULT18X18D; LUT4 distributed RAM is 16x1.
-    "ecp5": DeviceFamily("ecp5", _XILINX_BRAM18, (18, 18), lutram_bits=16),
+    "ecp5": DeviceFamily("ecp5", _XILINX_BRAM18, (18, 18), lutram_bits=16, mux_inputs=2),
 }
 
 
@@ -94,6 +102,11 @@ def bram18_count(width: int, depth: int, fam: str | DeviceFamily = "7series") ->
 def lutram_luts(width: int, depth: int, fam: str | DeviceFamily = "7series") -> int:
     """LUTs a ``depth`` x ``width`` memory takes as distributed RAM or ROM."""
     return width * math.ceil(depth / family(fam).lutram_bits)
+
+
+def mux_luts(inputs: int, fam: str | DeviceFamily = "7series") -> int:
+    """LUTs of an ``inputs``-to-1 multiplexer of one bit: a tree of ``mux_inputs``-to-1 LUTs."""
+    return math.ceil((inputs - 1) / (family(fam).mux_inputs - 1)) if inputs > 1 else 0
 
 
 # Below this many bits yosys (and Vivado) keep a memory in LUTs rather than a block RAM.

@@ -22,7 +22,8 @@ import math
 from amaranth.hdl import Array, ClockSignal, Instance, Module, Signal, Value, unsigned
 from amaranth.lib import memory
 
-from .resources import BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources, memory_resources
+from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources, family,
+                        memory_resources, mux_luts)
 
 __all__ = ["RomFiles", "external_roms", "rom_read", "banked_rom_read", "rom_banks",
            "rom_resources", "ROM_BANK_WORDS", "block_ram", "lut_ram", "ROM_VERILOG"]
@@ -146,9 +147,9 @@ def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
     block = style.is_block(width, depth)
     files = _ACTIVE.get()
     if files is None:
-        # yosys keeps a ROM without the attribute in logic (and finds no mapping for a
-        # "distributed" one); the emitted design's hwgen_rom_logic tells Vivado "distributed".
-        attrs = {"rom_style": "block"} if block else {}
+        # yosys's names, as the emitted design's hwgen_rom_logic under YOSYS: a "distributed"
+        # ROM has no mapping there, and one without the attribute may go to block RAM by size.
+        attrs = {"rom_style": "block" if block else "logic"}
         rom = memory.Memory(shape=unsigned(width), depth=depth, init=words, attrs=attrs)
         m.submodules[name] = rom
         port = rom.read_port(domain="sync")
@@ -195,17 +196,20 @@ def banked_rom_read(m: Module, name: str, width: int, words: list[int], addr, en
 
 def rom_resources(width: int, depth: int, fam: str | DeviceFamily = "7series",
                   style: MemoryStyle = MemoryStyle.AUTO) -> Resources:
-    """What :func:`banked_rom_read` builds: the memory (:func:`memory_resources`, per bank),
-    in logic each bank's output register and the bank multiplexer (a LUT6 is a 4:1
-    multiplexer, so ``ceil((banks - 1) / 3)`` per bit) and the bank register."""
+    """What :func:`banked_rom_read` builds. In block RAM: :func:`memory_resources`. In logic,
+    per bit and bank, a LUT per :attr:`~rtl_templates.resources.DeviceFamily.lutram_bits`
+    words and a multiplexer (:func:`~rtl_templates.resources.mux_luts`) of its
+    :attr:`~rtl_templates.resources.DeviceFamily.rom_tree_words`-word trees; the bank
+    multiplexer; each bank's output register and the bank register. Checked against yosys
+    (xcup and ECP5) in ``tests/pe/test_rom.py``."""
+    if style.is_block(width, depth):
+        return memory_resources(width, depth, fam, style)
+    fam = family(fam)
     banks = rom_banks(width, depth, style)
-    if banks == 1:
-        rom = memory_resources(width, depth, fam, style)
-        return rom if rom.bram18 else rom + Resources(ff=width)
-    last = depth - (banks - 1) * ROM_BANK_WORDS
-    memory_luts = ((banks - 1) * memory_resources(width, ROM_BANK_WORDS, fam, style).lut
-                   + memory_resources(width, last, fam, style).lut)
-    return Resources(lut=memory_luts + width * math.ceil((banks - 1) / 3),
+    sizes = [min(ROM_BANK_WORDS, depth - b * ROM_BANK_WORDS) for b in range(banks)]
+    per_bit = sum(math.ceil(d / fam.lutram_bits) + mux_luts(math.ceil(d / fam.rom_tree_words), fam)
+                  for d in sizes)
+    return Resources(lut=width * (per_bit + mux_luts(banks, fam)),
                      ff=banks * width + (banks - 1).bit_length())
 
 

@@ -93,6 +93,20 @@ def test_widest_stage_of_each_kind_is_within_the_clock_rule(widest, key, kind):
     assert depth <= allowed
 
 
+@pytest.mark.synth
+def test_fallback_script_measures_as_the_default(widest):
+    # The no-lutpack script runs only where the default aborts; on a stage both synthesize
+    # it must give the same depth, so a fallback measurement is one of the same kind.
+    from sim.logic_depth import _stage_rtlil, rtlil_logic_depth
+
+    top, text, files = _stage_rtlil(widest["squeezenet-zcu104"]["maxpool"])
+    default = rtlil_logic_depth(text, top, "xcup", files, script="default")
+    fallback = rtlil_logic_depth(text, top, "xcup", files, script="no-lutpack")
+    assert default[0] == pytest.approx(fallback[0]) and default[0] >= 1
+    with pytest.raises(ValueError, match="no yosys script 'abc9' for xcup; known: default, no-lutpack"):
+        rtlil_logic_depth(text, top, "xcup", files, script="abc9")
+
+
 def _cell(kind, ins, outs):
     return {"type": kind,
             "port_directions": {**{p: "input" for p in ins}, **{p: "output" for p in outs}},
