@@ -248,9 +248,14 @@ def _run_yosys(folder: Path, script: str, timeout_s: float) -> tuple[subprocess.
 
 
 def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
-                timeout_s: float) -> tuple[float, list[str], str]:
+                timeout_s: float, only: str | None = None) -> tuple[float, list[str], str]:
     """Exact levels, the critical path's cells and the name of the script that synthesized
-    it (:func:`sim.synth.family_scripts`: the fallback runs only when the default fails)."""
+    it (:func:`sim.synth.family_scripts`: the fallback runs only when the default fails;
+    ``only`` names the one script to run)."""
+    scripts = [(name, body) for name, body in family_scripts(family) if only in (None, name)]
+    if not scripts:
+        raise ValueError(f"no yosys script {only!r} for {family}; known: "
+                         f"{', '.join(name for name, _ in family_scripts(family))}")
     from rtl_templates.rom import ROM_VERILOG
 
     with tempfile.TemporaryDirectory(prefix="hwgen-depth-") as tmp:
@@ -262,7 +267,7 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
             (folder / "weights" / name).write_text(text)
         out = folder / "netlist.json"
         failures = []
-        for name, body in family_scripts(family):
+        for name, body in scripts:
             out.unlink(missing_ok=True)
             proc, log = _run_yosys(folder, _script(body, top), timeout_s)
             if proc.returncode == 0 and out.exists():
@@ -271,21 +276,23 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
         raise LogicDepthError(f"yosys failed on {top}:\n" + "\n".join(failures))
 
 
-def rtlil_logic_depth(text: str, top: str, family: str,
-                      files: dict[str, str] | None = None) -> tuple[float, list[str]]:
+def rtlil_logic_depth(text: str, top: str, family: str, files: dict[str, str] | None = None,
+                      script: str | None = None) -> tuple[float, list[str]]:
     """Exact LUT levels and the critical path's cell types of module ``top`` in RTLIL
     ``text`` after yosys synthesis for ``family`` (uncached; :func:`stage_logic_depth` is the
     cached per-stage form). ``files`` (ROM contents by name) go in a ``weights/`` folder
-    beside it.
+    beside it. ``script`` runs only that one of :func:`sim.synth.family_scripts` (default:
+    the first that succeeds).
 
     Raises
     ------
     ValueError
-        If the family is unknown.
+        If the family or the script is unknown.
     LogicDepthError
         If yosys fails or the netlist cannot be measured.
     """
-    exact, path, _ = _synthesize(text, files or {}, top, yosys_family(family), timeout_s=1800)
+    exact, path, _ = _synthesize(text, files or {}, top, yosys_family(family), timeout_s=1800,
+                                 only=script)
     return exact, path
 
 
