@@ -43,6 +43,7 @@ def test_project_is_complete(written):
     assert [c[0] for c in commands] == ["yosys", "nextpnr-ecp5", "ecppack"]
     pnr = commands[1]
     assert pnr[pnr.index("--lpf") + 1] == "hwgen_ulx3s.lpf" and "--85k" in pnr
+    assert pnr[pnr.index("--router") + 1] == "router2"   # router1 does not converge on it
     # Every hex file the Verilog reads is in the project, by the path it reads it from.
     verilog = (board / "hwgen_top.v").read_text()
     weights = {p.name for p in (board / "weights").iterdir()}
