@@ -226,13 +226,16 @@ class Requantizer(Elaboratable):
         """Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter
         after LUT6 packing, sign-extension check, narrow rounding adder and comparators, bound
         multiplexer) and the shift, stage-4 and result registers; the accumulator, ``M`` and
-        product registers are the DSP's A/B/P registers when the product maps to DSPs,
+        product registers are the DSP's A/B/P registers when the product maps to DSPs of a
+        family that takes them (:attr:`~rtl_templates.resources.DeviceFamily.dsp_registers`),
         flip-flops otherwise; the shifted product's register is flip-flops."""
         prod_bits = self.acc_bits + M_BITS
         lut = self.lanes * (prod_bits + 2 * self.out_bits + 8)
         ff = self.lanes * (2 * self.out_bits + 16 + prod_bits) + 5
-        if not maps_to_dsp(self.acc_bits, M_BITS):
+        in_dsp = maps_to_dsp(self.acc_bits, M_BITS)
+        if not in_dsp:
             lut += self.lanes * self.acc_bits * M_BITS
+        if not (in_dsp and family(fam).dsp_registers):
             ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)
         tables = (group_constants_resources(self.multipliers, signed(M_BITS), fam)
                   + group_constants_resources(self.shifts, unsigned(6), fam))
