@@ -33,10 +33,9 @@ from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, ch
                                  pack_rom)
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources,
-                      lane_constants, multiplier_dsps)
+                      lane_constants, multiplier_dsps, registers_in_dsp)
 from .rom import banked_rom_read, rom_resources
 from .resources import DeviceFamily, Resources, lutram_luts
-from .resources import family as device_family
 
 __all__ = ["DepthwiseParams", "DepthwiseUnit"]
 
@@ -242,8 +241,8 @@ class DepthwiseUnit(ProcessingElement):
         constant (:func:`~rtl_templates.requant.group_constants_resources`). LUT: accumulators
         ``pe * acc_bits``, counters and control ~30. FF: control ~30
         plus the accumulators ``pe * acc_bits`` (yosys folds input, weight, product and
-        accumulator registers into the DSPs' A/B/M/P registers when the products map to DSPs
-        of a family that takes them, :attr:`~rtl_templates.resources.DeviceFamily.dsp_registers`).
+        accumulator registers into the DSPs' A/B/M/P registers where
+        :func:`~rtl_templates.requant.registers_in_dsp` says so).
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
         p = self.params
@@ -259,6 +258,6 @@ class DepthwiseUnit(ProcessingElement):
         ff = 30
         if not mul_dsp:
             lut += p.pe * p.in_bits * p.wbits
-        if not (mul_dsp and device_family(family).dsp_registers):
+        if not registers_in_dsp(p.in_bits, p.wbits, family):
             ff += p.pe * (3 * p.in_bits + 3 * p.wbits + p.acc_bits)
         return res + Resources(dsp=p.pe * mul_dsp, lut=lut, ff=ff)

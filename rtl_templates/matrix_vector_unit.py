@@ -37,11 +37,10 @@ from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
 from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources,
-                      lane_constants, multiplier_dsps)
+                      lane_constants, multiplier_dsps, registers_in_dsp)
 from .rom import banked_rom_read, rom_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
                         lutram_luts, memory_resources)
-from .resources import family as device_family
 
 __all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "pack_rom", "memory_attrs",
            "OUTPUT_FIFO_DEPTH"]
@@ -364,8 +363,8 @@ class MatrixVectorUnit(ProcessingElement):
         bank: :func:`~rtl_templates.rom.rom_resources`), the adder
         trees' registers (every level's, :func:`adder_tree_register_bits`) and accumulators
         ``pe * acc_bits``, control ~30; the multiplier input and
-        product registers are the DSPs' own (A/B/M/P) when the products map to DSPs of a
-        family that takes them (:attr:`~rtl_templates.resources.DeviceFamily.dsp_registers`).
+        product registers are the DSPs' own (A/B/M/P) where
+        :func:`~rtl_templates.requant.registers_in_dsp` says so.
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
         p = self.params
@@ -386,7 +385,7 @@ class MatrixVectorUnit(ProcessingElement):
         ff = p.simd * p.in_bits * (2 if p.groups > 1 else 1) + tree_ff + p.pe * p.acc_bits + 30
         if not mul_dsp:
             lut += p.pe * p.simd * p.in_bits * p.wbits
-        if not (mul_dsp and device_family(family).dsp_registers):
+        if not registers_in_dsp(p.in_bits, p.wbits, family):
             ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)
         return res + Resources(dsp=self.multipliers() * mul_dsp, lut=lut, ff=ff)
 

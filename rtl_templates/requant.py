@@ -37,7 +37,7 @@ from .resources import DeviceFamily, Resources, family, memory_resources
 from .rom import rom_read
 
 __all__ = ["Requantizer", "clamp_flags", "select_clamped",
-           "multiplier_dsps", "maps_to_dsp",
+           "multiplier_dsps", "maps_to_dsp", "registers_in_dsp",
            "lane_constants", "group_constants", "group_constants_resources"]
 
 #: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
@@ -49,6 +49,14 @@ DSP_MIN_PRODUCT_BITS = 9
 def maps_to_dsp(a_bits: int, b_bits: int) -> bool:
     """Whether the tools put an ``a_bits`` x ``b_bits`` signed product in DSP slices."""
     return a_bits + b_bits >= DSP_MIN_PRODUCT_BITS and min(a_bits, b_bits) >= 2
+
+
+def registers_in_dsp(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> bool:
+    """Whether an ``a_bits`` x ``b_bits`` product's input, product and accumulator registers
+    are the DSP slice's own rather than flip-flops: the product maps to DSPs
+    (:func:`maps_to_dsp`) on a family whose synthesis folds them
+    (:attr:`~rtl_templates.resources.DeviceFamily.dsp_registers`)."""
+    return maps_to_dsp(a_bits, b_bits) and family(fam).dsp_registers
 
 
 def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> int:
@@ -226,16 +234,14 @@ class Requantizer(Elaboratable):
         """Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter
         after LUT6 packing, sign-extension check, narrow rounding adder and comparators, bound
         multiplexer) and the shift, stage-4 and result registers; the accumulator, ``M`` and
-        product registers are the DSP's A/B/P registers when the product maps to DSPs of a
-        family that takes them (:attr:`~rtl_templates.resources.DeviceFamily.dsp_registers`),
-        flip-flops otherwise; the shifted product's register is flip-flops."""
+        product registers are the DSP's A/B/P registers where :func:`registers_in_dsp` says
+        so, flip-flops otherwise; the shifted product's register is flip-flops."""
         prod_bits = self.acc_bits + M_BITS
         lut = self.lanes * (prod_bits + 2 * self.out_bits + 8)
         ff = self.lanes * (2 * self.out_bits + 16 + prod_bits) + 5
-        in_dsp = maps_to_dsp(self.acc_bits, M_BITS)
-        if not in_dsp:
+        if not maps_to_dsp(self.acc_bits, M_BITS):
             lut += self.lanes * self.acc_bits * M_BITS
-        if not (in_dsp and family(fam).dsp_registers):
+        if not registers_in_dsp(self.acc_bits, M_BITS, fam):
             ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)
         tables = (group_constants_resources(self.multipliers, signed(M_BITS), fam)
                   + group_constants_resources(self.shifts, unsigned(6), fam))
