@@ -175,12 +175,20 @@ def _refine(hw: HwGraph, budget: Resources, family, found: Compiled, too_fast: i
     return found
 
 
-def _fully_folded(hw: HwGraph, budget: Resources, family, over: str) -> Compiled:
-    """The most folded design, for when shrinking the budget for the FIFOs overshot."""
+def _most_folded(hw: HwGraph, budget: Resources, family) -> tuple[HwGraph, Resources, Resources]:
+    """``hw`` fully folded, its FIFOs sized and its weights placed around them: the graph, the
+    stages' resources and the whole design's."""
     part = hw.copy()
     fold_for(part, fully_folded_cycles(part))
-    folded = place_weights(part, budget, family)
-    res = _plumb(part, family)
+    _plumb(part, family)
+    res = place_weights(part, budget, family)
+    folded = sum((stage_resources(part.stage(name), family) for name in hw.graph), Resources())
+    return part, folded, res
+
+
+def _fully_folded(hw: HwGraph, budget: Resources, family, over: str) -> Compiled:
+    """The most folded design, for when shrinking the budget for the FIFOs overshot."""
+    part, folded, res = _most_folded(hw, budget, family)
     worst = _fits(res, budget)
     if worst:
         raise DesignTooLargeError(worst, getattr(res, worst), getattr(budget, worst),
@@ -360,9 +368,19 @@ def _segment(hw: HwGraph, names: list[str]) -> HwGraph:
     return out
 
 
+def _run_resources(hw: HwGraph, names: list[str], budget: Resources, family) -> Resources:
+    """What the run of stages ``names`` needs as a partition of its own, fully folded: its
+    stages, and, if those fit, with its FIFOs (a squeeze-excite block's FIFO holds a whole
+    feature map, so a run whose stages fit may not with them)."""
+    stages = _min_resources(hw, names, family)
+    if _fits(stages, budget):
+        return stages
+    return _most_folded(_segment(hw, names), budget, family)[2]
+
+
 def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
-    """Cut ``hw`` into runs of stages, each fitting ``budget`` fully folded, at points where
-    exactly one stream crosses.
+    """Cut ``hw`` into runs of stages, each fitting ``budget`` fully folded with its FIFOs, at
+    points where exactly one stream crosses.
 
     Raises
     ------
@@ -383,21 +401,17 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
         for k in cuts:
             if k < start:
                 continue
-            res = _min_resources(hw, order[start:k + 1], family)
-            if not _fits(res, budget):
-                if best is None or k > best:
-                    best = k
-            else:
+            if _fits(_run_resources(hw, order[start:k + 1], budget, family), budget):
                 break
+            best = k    # the longest run so far that fits
         if best is None:
             k = next(c for c in cuts if c >= start)
             names = order[start:k + 1]
-            worst = max(names, key=lambda n: _min_resources(hw, [n], family).bram18)
-            res = _min_resources(hw, [worst], family)
-            over = _fits(res, budget) or _fits(_min_resources(hw, names, family), budget)
-            need = getattr(_min_resources(hw, names, family), over)
+            res = _run_resources(hw, names, budget, family)
+            over = _fits(res, budget)
+            worst = max(names, key=lambda n: getattr(_min_resources(hw, [n], family), over))
             raise LayerTooLargeError(hw.stage(worst).layer or worst, names[0], names[-1],
-                                     over, need, getattr(budget, over))
+                                     over, getattr(res, over), getattr(budget, over))
         parts.append(_segment(hw, order[start:best + 1]))
         start = best + 1
     return parts

@@ -44,9 +44,17 @@ def stage_lag(stage: Stage, pace: int) -> float:
 
     A unit's latency counts input beats arriving one per cycle (a line buffer's rows, a
     global pool's frame); at the pipeline's pace they arrive every ``pace / input beats``
-    cycles, so the latency stretches by that factor.
+    cycles, so the latency stretches by that factor. A 1x1 input (a squeeze-excite's FCs)
+    comes in one burst: the lag is the stage's own cycles per frame.
     """
     in_beats = stage.in_beats
+    ins = stage.in_shapes[0]
+    if ins.h * ins.w == 1:
+        # A vector (after a global pool) arrives in one burst, not spread over the frame:
+        # the stage has all of it at once and its last output follows within its own cycles
+        # per frame (a frame at most at the pace, far less in a folded-down design).
+        return float(max(stage_cycles(stage, stage.pe, stage.simd),
+                         sum(unit.latency() for _, unit in stage_units(stage))))
     lag = 0.0
     for _, unit in stage_units(stage):
         lag += unit.latency() * max(1.0, pace / in_beats)
