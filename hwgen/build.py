@@ -19,8 +19,8 @@ from .outputs import check_output_dir, replacing_dir
 from .report import write_report
 from .units import stage_resources, stage_units
 
-__all__ = ["BuildOptions", "BuildResult", "NotOnChipError", "build", "make_report",
-           "BUILD_MARKER"]
+__all__ = ["BuildOptions", "BuildResult", "Design", "NotOnChipError", "build", "compile_design",
+           "make_report", "options_record", "BUILD_MARKER"]
 
 #: The file that marks a folder as a build's (a later build may replace such a folder whole).
 BUILD_MARKER = "build.json"
@@ -71,8 +71,9 @@ class BuildOptions:
         """The model's name in folder names and reports (an ONNX file's stem)."""
         return Path(self.model).stem if self.model.lower().endswith(".onnx") else self.model
 
-    def output_dir(self, board_name: str) -> Path:
-        return Path(self.out_dir or Path("build") / f"{self.design_name}-{board_name}")
+    def output_dir(self, board_name: str, suffix: str = "") -> Path:
+        """``out_dir``, or ``build/<model>-<board><suffix>`` if it is not given."""
+        return Path(self.out_dir or Path("build") / f"{self.design_name}-{board_name}{suffix}")
 
 
 @dataclass
@@ -152,29 +153,31 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     return report
 
 
-def build(opts: BuildOptions, progress=None) -> BuildResult:
-    """Compile and emit; write Verilog, weights and the report. Progress goes to ``progress``.
+@dataclass
+class Design:
+    """A compiled design before anything is written: what ``build`` emits and ``estimate``
+    reports."""
 
-    The output folder is checked before any work and written whole at the end: the files go
-    to a private folder that then replaces ``out_dir`` (an earlier build there is replaced,
-    never mixed with; a failed or interrupted build leaves ``out_dir`` as it was).
+    board: object
+    loaded: object
+    qmodel: object
+    parts: list[Compiled]
+    report: dict
+
+
+def compile_design(opts: BuildOptions, board, progress=None) -> Design:
+    """Load, quantize, fold and partition ``opts.model`` for ``board``; make its report.
 
     Raises
     ------
-    hwgen.outputs.OutputError
-        If the output folder is a file, holds files no build wrote, or cannot be written.
+    FitError
+        A layer or the design does not fit the board (``hwgen.compile`` says by how much).
     NotOnChipError
         With ``opts.on_chip_only``, if the design needs partitions.
     """
-    from boards import get_board
     from dataflows.source import load_model
 
     say = progress or (lambda msg: None)
-    start = time.perf_counter()
-    board = get_board(opts.board)
-    name = opts.design_name
-    out_dir = opts.output_dir(board.name)
-    check_output_dir(out_dir, "output folder", owned_by=BUILD_MARKER)
     loaded = load_model(opts.model, **opts.model_options)
     model = loaded.model
     say(f"model {model.name}: {model.params:,} params, {model.macs / 1e6:.1f}M MACs, "
@@ -191,11 +194,48 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
             raise NotOnChipError(f"the design needs {len(parts)} partitions on {board.name}; "
                                  "co-simulation runs designs that fit on chip (try "
                                  "--resolution, --width or a larger board)")
-        report = make_report(name, board, model, parts, opts.abits)
-        say(f"pace {report['cycles_per_frame']:,} cycles/frame = {report['fps']:.1f} fps at "
-            f"{board.clock_mhz:g} MHz, MAC efficiency {report['mac_efficiency']:.3f}, "
-            f"DSP {report['resources']['used']['dsp']}, BRAM18 "
-            f"{report['resources']['used']['bram18']}")
+        report = make_report(opts.design_name, board, model, parts, opts.abits)
+    used = report["resources"]["used"]
+    say(f"pace {report['cycles_per_frame']:,} cycles/frame = {report['fps']:.1f} fps at "
+        f"{board.clock_mhz:g} MHz, MAC efficiency {report['mac_efficiency']:.3f}, "
+        f"DSP {used['dsp']}, BRAM18 {used['bram18']}"
+        + (f", {len(parts)} partitions" if len(parts) > 1 else ""))
+    return Design(board, loaded, q, parts, report)
+
+
+def options_record(opts: BuildOptions, board_name: str) -> str:
+    """The options a build or estimate was made with, as the JSON of its marker file."""
+    return json.dumps({"model": opts.model, "board": board_name, "fps": opts.fps,
+                       "abits": opts.abits, "wbits": opts.wbits,
+                       "model_options": opts.model_options}, indent=2) + "\n"
+
+
+def build(opts: BuildOptions, progress=None) -> BuildResult:
+    """Compile and emit; write Verilog, weights and the report. Progress goes to ``progress``.
+
+    The output folder is checked before any work and written whole at the end: the files go
+    to a private folder that then replaces ``out_dir`` (an earlier build there is replaced,
+    never mixed with; a failed or interrupted build leaves ``out_dir`` as it was).
+
+    Raises
+    ------
+    hwgen.outputs.OutputError
+        If the output folder is a file, holds files no build wrote, or cannot be written.
+    FitError, NotOnChipError
+        As :func:`compile_design`.
+    """
+    from boards import get_board
+
+    say = progress or (lambda msg: None)
+    start = time.perf_counter()
+    board = get_board(opts.board)
+    name = opts.design_name
+    out_dir = opts.output_dir(board.name)
+    check_output_dir(out_dir, "output folder", owned_by=BUILD_MARKER)
+    design = compile_design(opts, board, say)
+    parts, report = design.parts, design.report
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*created but never used")
         with replacing_dir(out_dir) as work:
             emitted = []
             for k, part in enumerate(parts):
@@ -210,15 +250,15 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
                               "out_lanes": e.out_lanes, "out_bits": e.out_bits,
                               "out_beats_per_frame": e.out_beats_per_frame} for e in emitted]
             write_report(report, work)
-            (work / BUILD_MARKER).write_text(json.dumps(
-                {"model": opts.model, "board": board.name, "fps": opts.fps, "abits": opts.abits,
-                 "wbits": opts.wbits, "model_options": opts.model_options}, indent=2) + "\n")
+            (work / BUILD_MARKER).write_text(options_record(opts, board.name))
     emitted = [_moved(e, work, out_dir) for e in emitted]
     seconds = time.perf_counter() - start
-    design = ("hwgen_top.v, weights/" if len(parts) == 1
-              else f"partition0/ .. partition{len(parts) - 1}/, each hwgen_top.v and weights/")
-    say(f"wrote {out_dir}/ (report.md, report.json, {design}) in {seconds:.1f} s")
-    return BuildResult(out_dir, q, loaded, board, parts, emitted, report, seconds)
+    design_files = ("hwgen_top.v, weights/" if len(parts) == 1
+                    else f"partition0/ .. partition{len(parts) - 1}/, each hwgen_top.v and "
+                    "weights/")
+    say(f"wrote {out_dir}/ (report.md, report.json, {design_files}) in {seconds:.1f} s")
+    return BuildResult(out_dir, design.qmodel, design.loaded, board, parts, emitted, report,
+                       seconds)
 
 
 def _moved(e: Emitted, old: Path, new: Path) -> Emitted:

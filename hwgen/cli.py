@@ -44,6 +44,8 @@ examples:
   hwgen summary mobilenet_v1 --width 0.5 --resolution 160 --json
   hwgen golden squeezenet --input x.npy --output y.npy --dump-dir layers/
   hwgen export-onnx shufflenet_v2 shufflenet_v2.onnx
+  hwgen estimate squeezenet1_1 --board zcu104    folding and figures in seconds, no Verilog
+  hwgen estimate mobilenet_v1 --board u250 --fps 2000 --json
   hwgen build squeezenet --board vc707           Verilog, weights, report in build/squeezenet-vc707/
   hwgen cosim squeezenet1_1 --board vc707 --resolution 64
   hwgen bitstream mobilenet_v1 --width 0.125 --resolution 32 --fps 5 --board ecp5-85f
@@ -344,6 +346,26 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    from .estimate import estimate
+    # With --json, stdout carries the report alone; the progress lines stay on stderr.
+    with _build_errors(args):
+        done = estimate(_build_options(args), progress=_progress)
+    r = done.report
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=False))
+        return 0
+    used, avail = r["resources"]["used"], r["resources"]["available"]
+    print(f"{r['model']} on {r['board']}: {r['fps']:,.1f} fps at {r['clock_mhz']:g} MHz "
+          f"({r['cycles_per_frame']:,} cycles/frame, {r['partitions']} partition"
+          f"{'s' if r['partitions'] > 1 else ''}), MAC efficiency {r['mac_efficiency']:.3f}, "
+          f"limited by {r['limited_by']}")
+    print("  " + ", ".join(f"{k.upper() if k != 'bram18' else 'BRAM18'} {used[k]:,}/{avail[k]:,}"
+                           for k in ("dsp", "bram18", "lut", "ff"))
+          + f"; latency {r['latency_ms']:.3f} ms; DDR {r['bandwidth']['ddr_mbps']:,.1f} MB/s")
+    return 0
+
+
 def cmd_cosim(args) -> int:
     from sim.network_cosim import cosimulate
     cache = cosim_cache_dir()
@@ -454,6 +476,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_build_args(p)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("estimate", help="fold and report in seconds, without writing Verilog",
+                       description="Fold the model for the board (as `hwgen build` does, with "
+                       "the same options) and write report.json, report.md and the plots to "
+                       "build/<model>-<board>-estimate/ (or --out), without emitting Verilog "
+                       "or weights: for sweeps over boards, frame rates and bit widths. "
+                       "Prints the headline figures, or with --json the whole report.")
+    _add_model_args(p)
+    _add_build_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the report (the report.json object) on stdout instead")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("cosim", help="build, then co-simulate the design on Verilator",
                        description="Build the accelerator (as `hwgen build`), verilate its "

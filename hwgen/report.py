@@ -157,6 +157,9 @@ def render_markdown(report: dict) -> str:
     r = report
     cap = _cap(r)
     lines = [f"# {r['model']} on {r['board']} at {r['clock_mhz']:g} MHz", ""]
+    if r.get("estimate_only"):
+        lines += ["An estimate (`hwgen estimate`): the folding and figures a build with the same "
+                  "options reports; no Verilog was written.", ""]
 
     lines += ["## Totals", ""]
     lines += _table(["metric", "value"], [
@@ -211,7 +214,8 @@ def render_markdown(report: dict) -> str:
     lines += _partitions(r.get("partition_details"))
     lines += _implementation(r)
     handled = set(REPORT_KEYS) | {"latency_ms", "total_macs", "multipliers", "utilization_cap",
-                                  "partition_details", "implementation", "planned_fps", "timing"}
+                                  "partition_details", "implementation", "planned_fps", "timing",
+                                  "estimate_only"}
     extras = {k: v for k, v in r.items() if k not in handled}
     if extras:
         lines += ["", "## Other fields", "", "```json",
