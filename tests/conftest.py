@@ -5,7 +5,8 @@ import pytest
 
 #: Files by running time, longest first (whole networks built and co-simulated on Verilator).
 LONGEST_FIRST = ("test_ecp5_bitstream.py", "test_network_cosim_se_shuffle.py",
-                 "test_network_cosim.py", "test_network_cocotb.py", "test_design_synthesis.py")
+                 "test_network_cosim.py", "test_network_cocotb.py", "test_design_synthesis.py",
+                 "test_estimate.py")
 
 
 @pytest.hookimpl(tryfirst=True)

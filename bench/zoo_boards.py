@@ -1,0 +1,92 @@
+"""Every zoo model at full resolution on the four large boards, in estimate mode (``hwgen
+estimate``: the build's folding and report, no Verilog): partitions, fps at the board clock,
+MAC efficiency η, DSP and BRAM18 use, DDR bandwidth, and the seconds each estimate took; the
+Vitis AI DPU's published figures beside ours (../shared/facts.md: Vitis AI 2.5 model zoo,
+2 x B4096 at 300 MHz on the ZCU104, 3 x B4096 at 281 MHz on the ZCU102).
+
+A partitioned design's fps adds its partitions' cycles and leaves out reconfiguration between
+them (the memory-hierarchy issue adds it); a design that does not fit says why.
+
+Run: .venv/bin/python bench/zoo_boards.py [--boards zcu104,u250] [--models squeezenet1_1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from dataflows.zoo import MODELS
+from hwgen.build import BuildOptions
+from hwgen.compile import FitError
+from hwgen.estimate import estimate
+
+BOARDS = ("zcu104", "zcu102", "vc707", "u250")
+
+#: Published DPU frame rates (fps), by (model, board).
+DPU = {("squeezenet1_1", "zcu104"): 1315.9, ("squeezenet1_1", "zcu102"): 1499.6,
+       ("mobilenet_v1", "zcu104"): 784.0, ("mobilenet_v2", "zcu104"): 609.2,
+       ("mobilenet_v3_small", "zcu104"): 819.6, ("efficientnet_b0", "zcu104"): 146.3}
+
+
+def estimated(model: str, board: str, out: Path) -> tuple[dict | None, str, float]:
+    """The report (None if the design does not fit), why not, and the seconds taken."""
+    start = time.perf_counter()
+    try:
+        r = estimate(BuildOptions(model=model, board=board, out_dir=out)).report
+        why = ""
+    except FitError as exc:
+        r, why = None, str(exc)
+    return r, why, time.perf_counter() - start
+
+
+def row(model: str, board: str, r: dict | None, why: str, seconds: float) -> list[str]:
+    anchor = DPU.get((model, board))
+    dpu = f"{anchor:,.1f}" if anchor else ""
+    if r is None:
+        return [model, board, "-", f"does not fit: {why}", "", "", "", "", dpu, f"{seconds:.1f}"]
+    used, avail = r["resources"]["used"], r["resources"]["available"]
+    return [model, board, str(r["partitions"]), f"{r['fps']:,.1f}", f"{r['mac_efficiency']:.3f}",
+            f"{used['dsp']:,}/{avail['dsp']:,}", f"{used['bram18']:,}/{avail['bram18']:,}",
+            f"{r['bandwidth']['ddr_mbps']:,.0f}", dpu, f"{seconds:.1f}"]
+
+
+def fps_cell(model: str, board: str, r: dict | None) -> str:
+    """``"573.9"``, ``"355.1 (5 parts)"``, ``"no fit"``; the DPU's figure after a slash."""
+    anchor = DPU.get((model, board))
+    ours = ("no fit" if r is None else f"{r['fps']:,.0f}"
+            + (f" ({r['partitions']} parts)" if r["partitions"] > 1 else ""))
+    return ours + (f" / DPU {anchor:,.0f}" if anchor else "")
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boards", default=",".join(BOARDS))
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args()
+    models, boards = args.models.split(","), args.boards.split(",")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            for board in boards:
+                results[model, board] = estimated(model, board, Path(tmp) / f"{model}-{board}")
+    table(["model", "board", "partitions", "fps", "η", "DSP", "BRAM18", "DDR MB/s", "DPU fps",
+           "estimate s"], [row(m, b, *results[m, b]) for m in models for b in boards])
+    print("\nfps at the board clock (partitions back to back, no reconfiguration)\n")
+    table(["model", *boards], [[m, *(fps_cell(m, b, results[m, b][0]) for b in boards)]
+                               for m in models])
+    seconds = [t for _, _, t in results.values()]
+    print(f"\n{len(seconds)} estimates in {sum(seconds):.0f} s, "
+          f"{min(seconds):.1f} to {max(seconds):.1f} s each")
+
+
+if __name__ == "__main__":
+    main()
