@@ -27,7 +27,8 @@ BUILD_MARKER = "build.json"
 
 
 class NotOnChipError(ValueError):
-    """The design needs several partitions where one was required (co-simulation)."""
+    """The design needs several partitions where one was required (the board flow: its shells
+    and host programs run one bitstream)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class BuildOptions:
     """What to build; ``model_options`` go to :func:`dataflows.source.load_model`.
 
     ``on_chip_only`` stops the build before anything is written when the design needs more
-    than one partition (co-simulation takes designs that fit on chip).
+    than one partition (the board flow takes designs that fit on chip).
 
     Raises
     ------
@@ -192,8 +193,9 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
         parts = compile_model(q, board, fps=opts.fps, progress=say)
         if opts.on_chip_only and len(parts) > 1:
             raise NotOnChipError(f"the design needs {len(parts)} partitions on {board.name}; "
-                                 "co-simulation runs designs that fit on chip (try "
-                                 "--resolution, --width or a larger board)")
+                                 "the board flow takes designs that fit on chip (try "
+                                 "--resolution, --width, --fps or a larger board; `hwgen "
+                                 "cosim` verifies partitioned designs)")
         report = make_report(opts.design_name, board, model, parts, opts.abits)
     used = report["resources"]["used"]
     say(f"pace {report['cycles_per_frame']:,} cycles/frame = {report['fps']:.1f} fps at "

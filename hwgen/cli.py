@@ -308,11 +308,10 @@ def _model_options(args) -> dict:
             if v is not None}
 
 
-def _build_options(args, *, on_chip_only: bool = False):
+def _build_options(args):
     from .build import BuildOptions
     return BuildOptions(model=args.model, board=args.board, fps=args.fps, abits=args.abits,
-                        wbits=args.wbits, out_dir=args.out, model_options=_model_options(args),
-                        on_chip_only=on_chip_only)
+                        wbits=args.wbits, out_dir=args.out, model_options=_model_options(args))
 
 
 @contextmanager
@@ -335,10 +334,10 @@ def _build_errors(args):
         raise UserError(f"{args.model}: {exc}") from None
 
 
-def _build(args, *, on_chip_only: bool = False):
+def _build(args):
     from .build import build
     with _build_errors(args):
-        return build(_build_options(args, on_chip_only=on_chip_only), progress=_progress)
+        return build(_build_options(args), progress=_progress)
 
 
 def cmd_build(args) -> int:
@@ -373,9 +372,13 @@ def cmd_cosim(args) -> int:
         check_writable_dir(cache, f"co-simulation cache (set {CACHE_ENV} to move it)")
     except OutputError as exc:
         raise UserError(str(exc)) from None
-    result = _build(args, on_chip_only=True)
+    result = _build(args)
     rep = cosimulate(result, frames=args.frames, seed=args.seed, cache_dir=cache,
                      progress=_progress)
+    for part in rep.partition_results:
+        print(f"partition {part.index}: bit_exact={part.bit_exact} cycles/frame "
+              f"measured={part.measured_cycles_per_frame:.0f} "
+              f"estimated={part.estimated_cycles_per_frame} error={part.cycle_error_pct:+.2f}%")
     print(f"bit_exact={rep.bit_exact} frames={rep.frames} "
           f"cycles/frame measured={rep.measured_cycles_per_frame:.0f} "
           f"estimated={rep.estimated_cycles_per_frame} error={rep.cycle_error_pct:+.2f}% "
@@ -493,7 +496,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="Build the accelerator (as `hwgen build`), verilate its "
                        "top, stream seeded random images through it (once at full rate, once "
                        "with random input gaps and output backpressure) and compare every "
-                       "output with the golden model. Writes cosim.json next to the report; "
+                       "output with the golden model. A partitioned design runs partition "
+                       "by partition, each fed with the previous one's outputs and checked "
+                       "against the golden tensor at its cut; cycles per frame add up. "
+                       "Writes cosim.json next to the report; "
                        "on a mismatch names the first diverging stage. Exit 1 if not "
                        "bit-exact. Verilator builds are cached by content in "
                        f"{cosim_cache_dir()} (the cosim folder under ${CACHE_ENV} if set, "

@@ -5,7 +5,8 @@ idle cycles and no backpressure (to measure cycles per frame and latency against
 model) and once with random input gaps and output backpressure (the FIFO sizing must hold),
 and compares every output integer with :func:`dataflows.golden.run_quantized`. On a mismatch
 it co-simulates prefixes of the network (the graph cut after a stage) to name the first stage
-whose output diverges from the golden per-layer values.
+whose output diverges from the golden per-layer values. A partitioned design runs partition by
+partition, each fed with the previous one's co-simulated outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,29 @@ from rtl_templates.beats import frame_to_beats
 from .cache import cosim_cache_dir
 from .cosim import CosimError, build_cosim, run_cosim
 
-__all__ = ["CosimReport", "cosimulate", "first_divergence"]
+__all__ = ["CosimReport", "PartitionCosim", "cosimulate", "first_divergence", "output_layer"]
+
+
+@dataclass
+class PartitionCosim:
+    """One partition's figures in a partitioned co-simulation."""
+
+    index: int
+    bit_exact: bool
+    measured_cycles_per_frame: float
+    estimated_cycles_per_frame: int
+    cycle_error_pct: float
+    measured_latency_cycles: int
+    estimated_latency_cycles: int
 
 
 @dataclass
 class CosimReport:
-    """What ``cosim.json`` holds (the first eight keys are the stable schema)."""
+    """What ``cosim.json`` holds (the first eight keys are the stable schema).
+
+    For a partitioned design the cycle and latency figures add up the partitions' (they run
+    one after another, each on the whole batch of frames), and ``partition_results`` gives
+    each partition's."""
 
     bit_exact: bool
     frames: int
@@ -47,6 +65,8 @@ class CosimReport:
     build_seconds: float
     latency_error_pct: float
     first_diverging_stage: str | None = None
+    partitions: int = 1
+    partition_results: list[PartitionCosim] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         text = (json.dumps(asdict(self), indent=2) + "\n").encode()
@@ -79,76 +99,123 @@ def _stream(exe, emitted, images, where, **kw):
                          out_beats_per_frame=emitted.out_beats_per_frame, **kw)
 
 
+def _golden(qmodel, images) -> list[dict]:
+    """Every layer's golden output, per image."""
+    return [run_quantized(qmodel, img, keep_all=True) for img in images]
+
+
 def _expected(qmodel, images, node: str | None = None) -> list[np.ndarray]:
-    out = []
-    for img in images:
-        values = run_quantized(qmodel, img, keep_all=True)
-        out.append(np.asarray(values[node or qmodel.model.output]).reshape(-1))
-    return out
+    return [np.asarray(values[node or qmodel.model.output]).reshape(-1)
+            for values in _golden(qmodel, images)]
+
+
+def output_layer(hw) -> str | None:
+    """The model layer whose tensor leaves ``hw`` (through any plumbing: FIFOs, forks, width
+    converters), or None if none does."""
+    name = hw.output[0]
+    while hw.stage(name).layer is None:
+        preds = list(hw.graph.predecessors(name))
+        if len(preds) != 1:
+            return None
+        name = preds[0]
+    return hw.stage(name).layer
+
+
+def _pct(measured: float, model: float) -> float:
+    return round(100.0 * (measured - model) / max(1.0, model), 3)
 
 
 def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.2,
                backpressure: float = 0.3, cache_dir: Path | None = None,
                progress=None) -> CosimReport:
-    """Co-simulate partition 0 of a :class:`hwgen.build.BuildResult` (a design that fits on
-    chip) and write ``cosim.json`` next to its report. Verilator builds are cached in
-    ``cache_dir`` (default :func:`sim.cache.cosim_cache_dir`)."""
+    """Co-simulate a :class:`hwgen.build.BuildResult` and write ``cosim.json`` next to its
+    report. Verilator builds are cached in ``cache_dir`` (default
+    :func:`sim.cache.cosim_cache_dir`).
+
+    A partitioned design runs its partitions in order, as the board would after each
+    reconfiguration: every frame through partition 0, its outputs (the activations the board
+    keeps in DDR) into partition 1, and so on, once at full rate and once with gaps and
+    backpressure. Each partition's output is compared with the golden model's tensor at the
+    cut; the first partition that differs is searched for its first diverging stage, fed with
+    the golden model's input to it."""
     say = progress or (lambda msg: None)
-    if len(build_result.parts) != 1:
-        raise ValueError("co-simulation runs designs that fit on chip (one partition)")
     if frames < 2:
         raise ValueError(f"frames must be at least 2 to measure cycles per frame, not {frames!r}")
-    out_dir = build_result.out_dir
-    emitted = build_result.emitted[0]
-    part = build_result.parts[0]
-    q = build_result.qmodel
-    cache = Path(cache_dir or cosim_cache_dir()).resolve()
-    say(f"building the Verilator model of {emitted.verilog} (cached by content)")
-    t0 = time.perf_counter()
-    exe = build_cosim(emitted.verilog, cache).resolve()
-    build_s = time.perf_counter() - t0
-    images = _images(q, frames, seed)
-    expected = _expected(q, images)
-    pace = part.cycles_per_frame
     from hwgen.compile import stage_latency
-    estimated_latency = stage_latency(part.hw)
-    # Generous: squeeze-excite networks hold many frames in flight (EfficientNet-B0: ~25).
-    limit = (2 * estimated_latency + pace * (frames + 4)) * 4 + 200_000
-    say(f"streaming {frames} frames at full rate")
-    clean = _stream(exe, emitted, images, out_dir, max_cycles=limit)
-    exact = all(np.array_equal(clean.outputs[k].reshape(-1), expected[k]) for k in range(frames))
-    say(f"streaming {frames} frames with idle {idle} and backpressure {backpressure}")
-    rough = _stream(exe, emitted, images, out_dir, idle=idle, backpressure=backpressure,
-                    seed=seed + 1, max_cycles=limit * 4)
-    exact_bp = all(np.array_equal(rough.outputs[k].reshape(-1), expected[k])
-                   for k in range(frames))
-    measured = clean.cycles_per_frame()
+    q, parts = build_result.qmodel, build_result.parts
+    cache = Path(cache_dir or cosim_cache_dir()).resolve()
+    images = _images(q, frames, seed)
+    golden = _golden(q, images)
+    clean_in = rough_in = images
+    results, runs, build_s, diverging = [], [], 0.0, None
+    exact = exact_bp = True
+    for k, (part, emitted) in enumerate(zip(parts, build_result.emitted)):
+        where = emitted.verilog.parent          # the weight files are relative to it
+        named = f"partition {k} of {len(parts)} " if len(parts) > 1 else ""
+        say(f"building the Verilator model of {named}{emitted.verilog} (cached by content)")
+        t0 = time.perf_counter()
+        exe = build_cosim(emitted.verilog, cache).resolve()
+        build_s += time.perf_counter() - t0
+        pace, latency = part.cycles_per_frame, stage_latency(part.hw)
+        # Generous: squeeze-excite networks hold many frames in flight (EfficientNet-B0: ~25).
+        limit = (2 * latency + pace * (frames + 4)) * 4 + 200_000
+        say(f"streaming {frames} frames through {named or 'the design '}at full rate")
+        clean = _stream(exe, emitted, clean_in, where, max_cycles=limit)
+        say(f"streaming {frames} frames with idle {idle} and backpressure {backpressure}")
+        rough = _stream(exe, emitted, rough_in, where, idle=idle, backpressure=backpressure,
+                        seed=seed + 1 + k, max_cycles=limit * 4)
+        runs += [clean, rough]
+        last = k == len(parts) - 1
+        layer = q.model.output if last else output_layer(part.hw)
+        want = [np.asarray(g[layer]).reshape(-1) for g in golden] if layer else None
+        ok = want is None or all(np.array_equal(clean.outputs[f].reshape(-1), want[f])
+                                 for f in range(frames))
+        ok_bp = want is None or all(np.array_equal(rough.outputs[f].reshape(-1), want[f])
+                                    for f in range(frames))
+        measured = clean.cycles_per_frame()
+        results.append(PartitionCosim(
+            index=k, bit_exact=bool(ok and ok_bp), measured_cycles_per_frame=float(measured),
+            estimated_cycles_per_frame=int(pace), cycle_error_pct=_pct(measured, pace),
+            measured_latency_cycles=int(clean.latency()), estimated_latency_cycles=latency))
+        exact, exact_bp = exact and ok, exact_bp and ok_bp
+        if not (ok and ok_bp):
+            say(f"{named or 'the design '}differs from the golden model; locating the first "
+                "diverging stage")
+            feed = images[:2] if k == 0 else [
+                np.asarray(g[output_layer(parts[k - 1].hw)]) for g in golden[:2]]
+            diverging = first_divergence(part, q, images[:2], feed, cache)
+            break
+        if not last:
+            shape = tuple(parts[k + 1].hw.input_shape)
+            clean_in = [o.reshape(shape) for o in clean.outputs]
+            rough_in = [o.reshape(shape) for o in rough.outputs]
+    measured = sum(r.measured_cycles_per_frame for r in results)
+    pace = sum(p.cycles_per_frame for p in parts)
+    latency_m = sum(r.measured_latency_cycles for r in results)
+    latency_e = sum(stage_latency(p.hw) for p in parts)
+    sim_s = sum(r.sim_seconds for r in runs)
     report = CosimReport(
-        bit_exact=bool(exact and exact_bp), frames=frames,
+        bit_exact=bool(exact and exact_bp and len(results) == len(parts)), frames=frames,
         measured_cycles_per_frame=float(measured), estimated_cycles_per_frame=int(pace),
-        cycle_error_pct=round(100.0 * (measured - pace) / pace, 3),
-        measured_latency_cycles=int(clean.latency()),
-        sim_seconds=round(clean.sim_seconds + rough.sim_seconds, 3),
-        cycles_per_second=round((clean.total_cycles + rough.total_cycles)
-                                / max(1e-9, clean.sim_seconds + rough.sim_seconds), 1),
-        estimated_latency_cycles=estimated_latency, backpressure_bit_exact=bool(exact_bp),
+        cycle_error_pct=_pct(measured, pace), measured_latency_cycles=int(latency_m),
+        sim_seconds=round(sim_s, 3),
+        cycles_per_second=round(sum(r.total_cycles for r in runs) / max(1e-9, sim_s), 1),
+        estimated_latency_cycles=int(latency_e), backpressure_bit_exact=bool(exact_bp),
         build_seconds=round(build_s, 1),
-        latency_error_pct=round(100.0 * (estimated_latency - clean.latency())
-                                / max(1, clean.latency()), 2))
-    if not report.bit_exact:
-        say("outputs differ from the golden model; locating the first diverging stage")
-        report.first_diverging_stage = first_divergence(build_result, images[:2], cache)
-    report.write(out_dir / "cosim.json")
+        latency_error_pct=round(100.0 * (latency_e - latency_m) / max(1, latency_m), 2),
+        first_diverging_stage=diverging, partitions=len(parts),
+        partition_results=results if len(parts) > 1 else [])
+    report.write(build_result.out_dir / "cosim.json")
     return report
 
 
-def first_divergence(build_result, images, cache: Path) -> str | None:
-    """Name of the first stage (in topological order) whose co-simulated output differs from
-    the golden model, found by bisection over network prefixes."""
+def first_divergence(part, qmodel, images, feed, cache: Path) -> str | None:
+    """Name of the first stage (in topological order) of partition ``part`` whose
+    co-simulated output differs from the golden model, found by bisection over prefixes of
+    the partition. ``images`` are the network's inputs (for the golden model), ``feed`` the
+    partition's inputs for them."""
     from hwgen.emit import emit
     from hwgen.hwgraph import Op, truncated
-    part = build_result.parts[0]
-    q = build_result.qmodel
     order = [s for s in part.hw.stages() if s.layer and s.op is not Op.SPLIT and s.outputs == 1]
 
     def ok(stage) -> bool:
@@ -156,15 +223,15 @@ def first_divergence(build_result, images, cache: Path) -> str | None:
         with tempfile.TemporaryDirectory(dir=cache.parent if cache.parent.exists() else None) as d:
             e = emit(hw, Path(d))
             try:
-                run = _stream(build_cosim(e.verilog, cache).resolve(), e, images, Path(d),
+                run = _stream(build_cosim(e.verilog, cache).resolve(), e, feed, Path(d),
                               max_cycles=part.cycles_per_frame * 20 + 200_000)
             except CosimError:
                 return False
-            want = _expected(q, images, stage.layer)
+            want = _expected(qmodel, images, stage.layer)
             return all(np.array_equal(run.outputs[k].reshape(-1), want[k])
                        for k in range(len(images)))
 
-    lo, hi = 0, len(order) - 1      # invariant: order[hi] diverges (the whole network does)
+    lo, hi = 0, len(order) - 1      # invariant: order[hi] diverges (the whole partition does)
     if not order:
         return None
     while lo < hi:

@@ -235,15 +235,6 @@ def test_cosim_cache_that_is_a_file(place):
     assert f"'{place / 'afile'}' is a file, not a folder" in line
 
 
-def test_a_partitioned_design_is_refused_by_cosim_before_emission(place):
-    proc = hwgen(place, "cosim", "mobilenet_v1", "--width", "0.5", "--resolution", "32",
-                 "--num-classes", "10", "--board", "pynq-z2", "--out", "p")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    (line,) = error_lines(proc.stderr)
-    assert "needs 3 partitions on pynq-z2; co-simulation runs designs that fit on chip" in line
-    assert "emitting" not in proc.stderr and not (place / "p").exists()
-
-
 # -- what used to fail after the user's mistake was already made --------------------------------
 def test_summary_of_huge_models_allocates_no_weights(place):
     proc = hwgen(place, "summary", "squeezenet", "--num-classes", "100000000", timeout=60)
