@@ -13,7 +13,8 @@ from pathlib import Path
 from dataflows.quantize import QuantConfig, quantize
 
 from .capacity import check_layers_fit
-from .compile import Compiled, compile_model, stage_latency
+from .compile import (Compiled, compile_model, output_partitions, partition_sources,
+                      stage_latency)
 from .emit import Emitted, emit
 from .outputs import check_output_dir, replacing_dir
 from .report import write_report
@@ -107,6 +108,14 @@ def _multipliers(hw) -> int:
     return total
 
 
+def _tensor_bytes(shape, abits: int) -> float:
+    return shape.h * shape.w * shape.c * abits / 8
+
+
+def _output_shape(hw):
+    return hw.stage(hw.output[0]).out_shape
+
+
 def make_report(model_name: str, board, model, parts: list[Compiled], abits: int) -> dict:
     """The report dict (schema of :mod:`hwgen.report`) of compiled partitions."""
     clock = float(board.clock_mhz)
@@ -122,14 +131,23 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     to_mb = abits / 8 * fps / 1e6
     ddr_bytes = 0.0
     details = []
+    graphs = [p.hw for p in parts]
+    sources, last = partition_sources(graphs), set(output_partitions(graphs))
     for k, p in enumerate(parts):
-        cut_in = p.hw.input_shape if k else None
-        moved = (cut_in.h * cut_in.w * cut_in.c * abits / 8) * 2 if cut_in else 0.0
+        # A partition reads its input from DDR unless it is the network's, and writes its
+        # output there unless it is (part of) the network's; the parts of a split layer each
+        # read the whole input.
+        moved = (_tensor_bytes(p.hw.input_shape, abits) if sources[k] else 0.0) + (
+            0.0 if k in last else _tensor_bytes(_output_shape(p.hw), abits))
         ddr_bytes += moved
-        details.append({"index": k, "stages": [s.name for s in p.hw.stages()],
-                        "cycles_per_frame": p.cycles_per_frame,
-                        "resources": {f: getattr(p.resources, f) for f in used},
-                        "ddr_bytes_per_frame": int(moved)})
+        detail = {"index": k, "stages": [s.name for s in p.hw.stages()],
+                  "cycles_per_frame": p.cycles_per_frame,
+                  "resources": {f: getattr(p.resources, f) for f in used},
+                  "ddr_bytes_per_frame": int(moved)}
+        if p.hw.channels is not None:
+            c = p.hw.channels
+            detail["channels"] = {"layer": c.layer, "lo": c.lo, "hi": c.hi, "of": c.of}
+        details.append(detail)
     stages = [_stage_row(st, board.family) for p in parts for st in p.hw.stages()]
     latency = sum(stage_latency(p.hw) for p in parts)
     report = {

@@ -7,7 +7,9 @@ but the graph's shapes and say it at once:
 * a windowed layer (conv, depthwise conv or pool with a window over one pixel) buffers at least
   ``K`` rows of its input, ``K * W * C`` values (the line buffer holds ``K + stride`` rows or
   more, :class:`rtl_templates.sliding_window.SlidingWindow`);
-* a layer's weights are stored on chip whole (a layer is never split across partitions).
+* a layer's weights are stored on chip whole, except that a dense conv or FC can be split by
+  output channels across partitions (:func:`hwgen.compile.partition`): it needs one output
+  channel's weights on chip.
 
 Each must fit the board's memory budget counted generously, every block RAM bit plus 64 bits
 per LUT (a LUT RAM's densest form), so the check never refuses a design that could be built.
@@ -54,6 +56,12 @@ def memory_budget_bits(board) -> int:
     return budget.bram18 * BRAM18_BITS + budget.lut * LUTRAM_BITS_PER_LUT
 
 
+def _splittable(layer) -> bool:
+    """A dense conv or FC: split by output channels if it does not fit (see
+    :func:`hwgen.compile.splittable`, the same rule on the lowered stage)."""
+    return isinstance(layer, L.Linear) or (isinstance(layer, L.Conv2d) and layer.groups == 1)
+
+
 def _window(layer) -> int:
     if isinstance(layer, (L.Conv2d, L.MaxPool, L.AvgPool)):
         return max(layer.kernel)
@@ -75,8 +83,17 @@ def check_layers_fit(model, board, *, abits: int, wbits: int) -> None:
                 raise LayerMemoryError(name, f"its line buffer ({k} rows of {x.w}x{x.c} "
                                        f"{abits}-bit values)", rows, capacity)
         shape = layer.weight_shape(ins)
-        if shape is not None:
-            bits = math.prod(shape) * wbits
+        if shape is None:
+            continue
+        if _splittable(layer):
+            per_channel = math.prod(shape[1:])
+            bits = per_channel * wbits
             if bits > capacity:
-                raise LayerMemoryError(name, f"its {math.prod(shape):,} {wbits}-bit weights",
+                raise LayerMemoryError(name, f"the {per_channel:,} {wbits}-bit weights of one "
+                                       "output channel (the least a partition of it holds)",
                                        bits, capacity)
+            continue
+        bits = math.prod(shape) * wbits
+        if bits > capacity:
+            raise LayerMemoryError(name, f"its {math.prod(shape):,} {wbits}-bit weights",
+                                   bits, capacity)

@@ -18,6 +18,10 @@ import math
 from dataclasses import dataclass, replace
 from numbers import Real
 
+import networkx as nx
+
+from dataflows.numerics import RequantSpec
+from dataflows.quantize import QConv
 from rtl_templates.resources import Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
@@ -25,12 +29,13 @@ from .fold import (DesignTooLargeError, FitError, FoldResult, Limit, PaceUnreach
                    RESOURCE_NAMES, _fits, candidates, design_resources, fastest_folding, fold,
                    fold_for, fully_folded_cycles, insert_width_converters, limit_text,
                    pace_message, pipeline_cycles, place_weights, slowest_stage)
-from .hwgraph import HwGraph, ordered_subgraph
+from .hwgraph import ChannelSlice, HwGraph, Op, Stage, ordered_subgraph
 from .latency import pipeline_latency
 from .lower import lower
 from .units import stage_resources
 
-__all__ = ["Compiled", "compile_model", "partition", "stage_latency", "FitError",
+__all__ = ["Compiled", "compile_model", "partition", "partition_sources", "output_partitions",
+           "splittable", "stage_latency", "FitError",
            "DesignTooLargeError", "LayerTooLargeError", "PaceUnreachableError", "Limit"]
 
 #: Refolds under a budget shrunk by the FIFOs' cost before falling back to fully folded.
@@ -378,14 +383,59 @@ def _run_resources(hw: HwGraph, names: list[str], budget: Resources, family) -> 
     return _most_folded(_segment(hw, names), budget, family)[2]
 
 
+def splittable(stage: Stage) -> bool:
+    """Whether ``stage`` can be split by output channels across partitions: a dense conv or
+    FC (each output channel needs all of the input and its own weights only)."""
+    return stage.op in (Op.CONV, Op.FC) and getattr(stage.spec, "groups", 1) == 1
+
+
+def _sliced(stage: Stage, lo: int, hi: int) -> Stage:
+    """``stage`` computing only its output channels ``lo .. hi - 1``."""
+    q, r = stage.qparams, stage.qparams.requant
+    params = QConv(weight=q.weight[lo:hi], bias=q.bias[lo:hi],
+                   weight_scale=q.weight_scale[lo:hi],
+                   requant=RequantSpec(r.multiplier[lo:hi], r.shift[lo:hi], r.lo, r.hi),
+                   taps=q.taps, acc_bits=q.acc_bits, bias_clipped=q.bias_clipped)
+    extra = {k: v for k, v in stage.extra.items() if k not in ("units", "weights")}
+    return replace(stage, name=f"{stage.name}/out{lo}-{hi - 1}",
+                   out_shape=stage.out_shape._replace(c=hi - lo), qparams=params, extra=extra)
+
+
+def _slice_segment(hw: HwGraph, name: str, lo: int, hi: int) -> HwGraph:
+    """The one-stage run ``name`` as a partition computing its output channels ``lo .. hi-1``."""
+    seg = _segment(hw, [name])
+    stage = _sliced(seg.stage(name), lo, hi)
+    seg.graph = nx.DiGraph()
+    seg.add(stage)
+    seg.input = (stage.name, seg.input[1])
+    seg.output = (stage.name, "o")
+    seg.channels = ChannelSlice(hw.stage(name).layer or name, lo, hi, hw.stage(name).out_shape.c)
+    return seg
+
+
+def _split(hw: HwGraph, name: str, budget: Resources, family) -> list[HwGraph] | None:
+    """Stage ``name`` split by output channels into the fewest equal parts that each fit
+    ``budget`` fully folded, or None if not even one channel per part does."""
+    cout = hw.stage(name).out_shape.c
+    for n in (d for d in range(2, cout + 1) if cout % d == 0):
+        size = cout // n
+        first = _slice_segment(hw, name, 0, size)
+        if not _fits(_most_folded(first, budget, family)[2], budget):
+            return [first] + [_slice_segment(hw, name, lo, lo + size)
+                              for lo in range(size, cout, size)]
+    return None
+
+
 def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
     """Cut ``hw`` into runs of stages, each fitting ``budget`` fully folded with its FIFOs, at
-    points where exactly one stream crosses.
+    points where exactly one stream crosses. A dense conv or FC too large on its own is split
+    by output channels into partitions that each compute a share of them from the same input
+    (:attr:`HwGraph.channels`; :func:`partition_sources` says what feeds each).
 
     Raises
     ------
     LayerTooLargeError
-        A run of stages between two cuts does not fit even fully folded.
+        A run of stages between two cuts does not fit even fully folded, and cannot be split.
     """
     order = [st.name for st in hw.stages()]
     index = {n: k for k, n in enumerate(order)}
@@ -407,14 +457,58 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
         if best is None:
             k = next(c for c in cuts if c >= start)
             names = order[start:k + 1]
+            pieces = (_split(hw, names[0], budget, family)
+                      if len(names) == 1 and splittable(hw.stage(names[0])) else None)
+            if pieces is not None:
+                parts += pieces
+                start = k + 1
+                continue
             res = _run_resources(hw, names, budget, family)
             over = _fits(res, budget)
-            worst = max(names, key=lambda n: getattr(_min_resources(hw, [n], family), over))
-            raise LayerTooLargeError(hw.stage(worst).layer or worst, names[0], names[-1],
-                                     over, getattr(res, over), getattr(budget, over))
+            if _fits(_min_resources(hw, names, family), budget):
+                worst = max(names, key=lambda n: getattr(_min_resources(hw, [n], family), over))
+                worst = hw.stage(worst).layer or worst
+            else:   # the stages fit; a FIFO between them does not (a squeeze-excite bypass)
+                plumbed = _most_folded(_segment(hw, names), budget, family)[0]
+                worst = max(plumbed.stages(),
+                            key=lambda st: getattr(stage_resources(st, family), over)).name
+            raise LayerTooLargeError(worst, names[0], names[-1], over, getattr(res, over),
+                                     getattr(budget, over))
         parts.append(_segment(hw, order[start:best + 1]))
         start = best + 1
     return parts
+
+
+def partition_sources(graphs: list[HwGraph]) -> list[list[int]]:
+    """For each partition, the partitions whose outputs, concatenated along channels, are its
+    input (``[]``: the network's input). The parts of a split layer share their input; the
+    partition after them reads all their outputs. The network's output is
+    ``partition_sources`` of a partition after the last, :func:`output_partitions`."""
+    groups: list[list[int]] = []
+    for k, g in enumerate(graphs):
+        prev = graphs[k - 1].channels if k else None
+        same = (g.channels is not None and prev is not None and prev.layer == g.channels.layer
+                and prev.hi == g.channels.lo)
+        if same:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    sources, feeding = [], []
+    for group in groups:
+        sources += [list(feeding)] * len(group)
+        feeding = group
+    return sources
+
+
+def output_partitions(graphs: list[HwGraph]) -> list[int]:
+    """The partitions whose outputs, concatenated along channels, are the network's output."""
+    last = len(graphs) - 1
+    out = [last]
+    while (out[0] > 0 and graphs[out[0]].channels is not None
+           and graphs[out[0] - 1].channels is not None
+           and graphs[out[0] - 1].channels.layer == graphs[out[0]].channels.layer):
+        out.insert(0, out[0] - 1)
+    return out
 
 
 def stage_latency(hw: HwGraph) -> int:

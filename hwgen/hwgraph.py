@@ -18,7 +18,7 @@ import networkx as nx
 
 from dataflows.layers import TensorShape
 
-__all__ = ["Op", "Stage", "HwGraph", "ordered_subgraph", "truncated"]
+__all__ = ["Op", "Stage", "ChannelSlice", "HwGraph", "ordered_subgraph", "truncated"]
 
 
 class Op(enum.Enum):
@@ -127,6 +127,21 @@ class Stage:
         return max(1, shape.h * shape.w * shape.c // max(1, self.out_lanes))
 
 
+@dataclass(frozen=True)
+class ChannelSlice:
+    """Output channels ``lo`` to ``hi - 1`` of model layer ``layer`` (of ``of``): the share of
+    a layer split across partitions that one partition computes."""
+
+    layer: str
+    lo: int
+    hi: int
+    of: int
+
+    def __post_init__(self):
+        if not 0 <= self.lo < self.hi <= self.of:
+            raise ValueError(f"channel slice {self.lo}..{self.hi} is not within 0..{self.of}")
+
+
 class HwGraph:
     """Stages in a DAG, one input stream and one output stream.
 
@@ -137,6 +152,8 @@ class HwGraph:
         ``dst_port``.
     input, output : (str, str)
         The stage and port the accelerator input feeds, and the stage and port it outputs.
+    channels : ChannelSlice or None
+        For a partition that computes part of a split layer, which output channels.
     """
 
     def __init__(self, model_name: str, input_shape: TensorShape, input_bits: int):
@@ -146,6 +163,7 @@ class HwGraph:
         self.graph = nx.DiGraph()
         self.input: tuple[str, str] | None = None
         self.output: tuple[str, str] | None = None
+        self.channels: ChannelSlice | None = None
 
     def add(self, stage: Stage) -> Stage:
         if stage.name in self.graph:
@@ -191,7 +209,7 @@ class HwGraph:
     def copy(self) -> "HwGraph":
         """A copy whose stages can be refolded and whose graph can be edited independently."""
         out = HwGraph(self.model_name, self.input_shape, self.input_bits)
-        out.input, out.output = self.input, self.output
+        out.input, out.output, out.channels = self.input, self.output, self.channels
         out.graph = self.graph.copy()
         for n in out.graph.nodes:
             st = out.graph.nodes[n]["stage"]

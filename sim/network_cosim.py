@@ -104,11 +104,6 @@ def _golden(qmodel, images) -> list[dict]:
     return [run_quantized(qmodel, img, keep_all=True) for img in images]
 
 
-def _expected(qmodel, images, node: str | None = None) -> list[np.ndarray]:
-    return [np.asarray(values[node or qmodel.model.output]).reshape(-1)
-            for values in _golden(qmodel, images)]
-
-
 def output_layer(hw) -> str | None:
     """The model layer whose tensor leaves ``hw`` (through any plumbing: FIFOs, forks, width
     converters), or None if none does."""
@@ -119,6 +114,31 @@ def output_layer(hw) -> str | None:
             return None
         name = preds[0]
     return hw.stage(name).layer
+
+
+def _inputs(images, outputs: list[list[np.ndarray]], sources: list[int]) -> list[np.ndarray]:
+    """A partition's input frames: the network's images, or its sources' outputs
+    concatenated along channels (the parts of a split layer)."""
+    if not sources:
+        return images
+    return [np.concatenate([outputs[j][f] for j in sources], axis=-1)
+            for f in range(len(images))]
+
+
+def _wanted(golden: list[dict], hw, layer: str | None) -> list[np.ndarray] | None:
+    """The golden frames a partition must output: the tensor at its cut (``layer``, or the one
+    leaving ``hw``), only its channels for a part of a split layer; None if no model tensor
+    leaves it."""
+    layer = layer or output_layer(hw)
+    if layer is None:
+        return None
+    c = hw.channels
+    frames = [np.asarray(g[layer]) for g in golden]
+    return [f[..., c.lo:c.hi] for f in frames] if c is not None else frames
+
+
+def _same(got: list[np.ndarray], want: list[np.ndarray]) -> bool:
+    return all(np.array_equal(g.reshape(-1), w.reshape(-1)) for g, w in zip(got, want))
 
 
 def _pct(measured: float, model: float) -> float:
@@ -141,12 +161,13 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
     say = progress or (lambda msg: None)
     if frames < 2:
         raise ValueError(f"frames must be at least 2 to measure cycles per frame, not {frames!r}")
-    from hwgen.compile import stage_latency
+    from hwgen.compile import partition_sources, stage_latency
     q, parts = build_result.qmodel, build_result.parts
     cache = Path(cache_dir or cosim_cache_dir()).resolve()
     images = _images(q, frames, seed)
     golden = _golden(q, images)
-    clean_in = rough_in = images
+    sources = partition_sources([p.hw for p in parts])
+    clean_out, rough_out = [], []     # each partition's output frames, (H, W, C)
     results, runs, build_s, diverging = [], [], 0.0, None
     exact = exact_bp = True
     for k, (part, emitted) in enumerate(zip(parts, build_result.emitted)):
@@ -160,18 +181,18 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
         # Generous: squeeze-excite networks hold many frames in flight (EfficientNet-B0: ~25).
         limit = (2 * latency + pace * (frames + 4)) * 4 + 200_000
         say(f"streaming {frames} frames through {named or 'the design '}at full rate")
-        clean = _stream(exe, emitted, clean_in, where, max_cycles=limit)
+        clean = _stream(exe, emitted, _inputs(images, clean_out, sources[k]), where,
+                        max_cycles=limit)
         say(f"streaming {frames} frames with idle {idle} and backpressure {backpressure}")
-        rough = _stream(exe, emitted, rough_in, where, idle=idle, backpressure=backpressure,
-                        seed=seed + 1 + k, max_cycles=limit * 4)
+        rough = _stream(exe, emitted, _inputs(images, rough_out, sources[k]), where, idle=idle,
+                        backpressure=backpressure, seed=seed + 1 + k, max_cycles=limit * 4)
         runs += [clean, rough]
-        last = k == len(parts) - 1
-        layer = q.model.output if last else output_layer(part.hw)
-        want = [np.asarray(g[layer]).reshape(-1) for g in golden] if layer else None
-        ok = want is None or all(np.array_equal(clean.outputs[f].reshape(-1), want[f])
-                                 for f in range(frames))
-        ok_bp = want is None or all(np.array_equal(rough.outputs[f].reshape(-1), want[f])
-                                    for f in range(frames))
+        shape = tuple(part.hw.stage(part.hw.output[0]).out_shape)
+        clean_out.append([o.reshape(shape) for o in clean.outputs])
+        rough_out.append([o.reshape(shape) for o in rough.outputs])
+        want = _wanted(golden, part.hw, q.model.output if k == len(parts) - 1 else None)
+        ok = want is None or _same(clean_out[k], want)
+        ok_bp = want is None or _same(rough_out[k], want)
         measured = clean.cycles_per_frame()
         results.append(PartitionCosim(
             index=k, bit_exact=bool(ok and ok_bp), measured_cycles_per_frame=float(measured),
@@ -181,14 +202,10 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
         if not (ok and ok_bp):
             say(f"{named or 'the design '}differs from the golden model; locating the first "
                 "diverging stage")
-            feed = images[:2] if k == 0 else [
-                np.asarray(g[output_layer(parts[k - 1].hw)]) for g in golden[:2]]
+            feed = images[:2] if not sources[k] else [
+                np.asarray(g[output_layer(parts[sources[k][0]].hw)]) for g in golden[:2]]
             diverging = first_divergence(part, q, images[:2], feed, cache)
             break
-        if not last:
-            shape = tuple(parts[k + 1].hw.input_shape)
-            clean_in = [o.reshape(shape) for o in clean.outputs]
-            rough_in = [o.reshape(shape) for o in rough.outputs]
     measured = sum(r.measured_cycles_per_frame for r in results)
     pace = sum(p.cycles_per_frame for p in parts)
     latency_m = sum(r.measured_latency_cycles for r in results)
@@ -227,9 +244,11 @@ def first_divergence(part, qmodel, images, feed, cache: Path) -> str | None:
                               max_cycles=part.cycles_per_frame * 20 + 200_000)
             except CosimError:
                 return False
-            want = _expected(qmodel, images, stage.layer)
-            return all(np.array_equal(run.outputs[k].reshape(-1), want[k])
-                       for k in range(len(images)))
+            c = part.hw.channels
+            want = [np.asarray(values[stage.layer]) for values in _golden(qmodel, images)]
+            if c is not None and stage.layer == c.layer:
+                want = [w[..., c.lo:c.hi] for w in want]
+            return _same(list(run.outputs), want)
 
     lo, hi = 0, len(order) - 1      # invariant: order[hi] diverges (the whole partition does)
     if not order:

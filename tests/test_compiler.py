@@ -15,7 +15,8 @@ from boards import get_board
 from dataflows.quantize import QuantConfig, quantize
 from dataflows.source import load_model
 from hwgen.cli import main
-from hwgen.compile import LayerTooLargeError, compile_model
+from hwgen.compile import (LayerTooLargeError, compile_model, output_partitions,
+                           partition_sources)
 from hwgen.fifo_sizing import JOINS
 from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
 from hwgen.hwgraph import Op
@@ -137,6 +138,35 @@ def test_a_layer_that_cannot_fit_is_named():
     exc = info.value
     assert exc.needed > exc.budget == getattr(get_board("ecp5-85f").budget(), exc.resource)
     assert exc.layer in str(exc) and exc.first in str(exc) and exc.last in str(exc)
+
+
+def test_a_layer_too_large_for_a_partition_is_split_by_output_channels():
+    # SqueezeNet 1.1's conv10 (512 -> 1000) needs 255 BRAM18 fully folded; the PYNQ-Z2's
+    # budget is 238. It becomes two partitions of 500 output channels reading the same input.
+    board = get_board("pynq-z2")
+    q = quantized("squeezenet1_1", resolution=32)
+    parts = compile_model(q, board)
+    graphs = [p.hw for p in parts]
+    split = [k for k, g in enumerate(graphs) if g.channels is not None]
+    assert len(split) == 2
+    a, b = (graphs[k].channels for k in split)
+    assert (a.layer, a.lo, a.hi, a.of) == ("conv10", 0, 500, 1000)
+    assert (b.layer, b.lo, b.hi, b.of) == ("conv10", 500, 1000, 1000)
+    sources = partition_sources(graphs)
+    assert sources[0] == [] and sources[split[0]] == sources[split[1]] == [split[0] - 1]
+    assert sources[split[1] + 1] == split     # the pool reads both halves
+    assert output_partitions(graphs) == [len(parts) - 1]
+    for k, lo in zip(split, (0, 500)):
+        assert parts[k].resources.bram18 <= board.budget().bram18
+        stage = graphs[k].stage(f"conv10/out{lo}-{lo + 499}")
+        assert stage.out_shape.c == 500 and stage.qparams.weight.shape[0] == 500
+        assert stage.layer == "conv10"
+    report = make_report("squeezenet1_1", board, q.model, parts, 8)
+    details = report["partition_details"]
+    assert details[split[0]]["channels"] == {"layer": "conv10", "lo": 0, "hi": 500, "of": 1000}
+    # Each half reads the whole input and writes its 500 channels.
+    x = graphs[split[0]].input_shape
+    assert details[split[0]]["ddr_bytes_per_frame"] == x.h * x.w * x.c + x.h * x.w * 500
 
 
 def test_grouped_conv_lowered_as_block_diagonal():

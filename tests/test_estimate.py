@@ -62,22 +62,8 @@ ZOO = ["squeezenet", "squeezenet1_1", "mobilenet_v1", "mobilenet_v2", "mobilenet
        "mobilenet_v3_large", "shufflenet_v1", "shufflenet_v2", "efficientnet_b0"]
 BOARDS = ["zcu104", "zcu102", "vc707", "u250"]
 
-# What does not fit yet; each needs the memory-hierarchy issue's URAM placement, DDR-streamed
-# weights or layer splitting. Strict: an entry that starts to fit fails until it is removed.
-NOT_YET = {
-    ("mobilenet_v2", "zcu104"): "the 1280x1000 classifier needs 629 BRAM18 of 530",
-    ("mobilenet_v3_large", "zcu104"): "the 960x1280 classifier.0 needs 607 BRAM18 of 530",
-    ("efficientnet_b0", "zcu104"): "the 1280x1000 classifier needs 630 BRAM18 of 530",
-}
-
-
-def _case(model, board):
-    reason = NOT_YET.get((model, board))
-    marks = [pytest.mark.xfail(reason=reason, strict=True, raises=Exception)] if reason else []
-    return pytest.param(model, board, marks=marks, id=f"{model}-{board}")
-
-
-@pytest.mark.parametrize("model, board", [_case(m, b) for m in ZOO for b in BOARDS])
+@pytest.mark.parametrize("model, board", [pytest.param(m, b, id=f"{m}-{b}")
+                                          for m in ZOO for b in BOARDS])
 def test_every_zoo_model_estimates_on_the_large_boards(tmp_path, model, board):
     done = estimate(BuildOptions(model=model, board=board, out_dir=tmp_path / "est"))
     r = done.report

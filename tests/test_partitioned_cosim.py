@@ -1,10 +1,12 @@
-"""A design cut into three partitions, co-simulated partition by partition on Verilator.
+"""Designs cut into partitions, co-simulated partition by partition on Verilator.
 
 MobileNet V1 (width 0.5, 32x32, 10 classes) does not fit the PYNQ-Z2's block RAM even fully
 folded (356 BRAM18 against 238), so ``hwgen cosim`` builds it in three partitions and runs each
 on the previous one's co-simulated outputs, at full rate and under gaps and backpressure. Each
 partition's output is the golden model's tensor at its cut; cycles per frame are each
-partition's model.
+partition's model. SqueezeNet 1.1's conv10 alone does not fit the same board: it is split by
+output channels into two partitions that read the same input, and the pool after them reads
+both halves.
 """
 
 import json
@@ -12,6 +14,7 @@ import json
 from hwgen.cli import main
 from network_checks import MAX_CYCLE_ERROR_PCT, MAX_LATENCY_ERROR_PCT
 
+SPLIT_ARGS = ["squeezenet1_1", "--resolution", "32", "--board", "pynq-z2", "--fps", "1000"]
 ARGS = ["mobilenet_v1", "--width", "0.5", "--resolution", "32", "--num-classes", "10",
         "--board", "pynq-z2", "--fps", "1000"]
 
@@ -38,3 +41,18 @@ def test_three_partitions_cosimulate_bit_exactly(tmp_path, capsys):
     assert abs(cosim["cycle_error_pct"]) <= MAX_CYCLE_ERROR_PCT
     assert abs(cosim["latency_error_pct"]) <= MAX_LATENCY_ERROR_PCT
     assert printed.count("bit_exact=True") == 4      # three partitions and the whole
+
+
+def test_a_layer_split_across_partitions_cosimulates_bit_exactly(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["cosim", *SPLIT_ARGS, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    cosim = json.loads((out / "cosim.json").read_text())
+    halves = [d for d in report["partition_details"] if "channels" in d]
+    assert [(d["channels"]["lo"], d["channels"]["hi"]) for d in halves] == [(0, 500), (500, 1000)]
+    assert cosim["bit_exact"] and cosim["backpressure_bit_exact"]
+    for part in cosim["partition_results"]:
+        assert part["bit_exact"], part
+        assert abs(part["cycle_error_pct"]) <= MAX_CYCLE_ERROR_PCT, part
+    assert cosim["partitions"] == report["partitions"] == len(cosim["partition_results"])
+    assert abs(cosim["cycle_error_pct"]) <= MAX_CYCLE_ERROR_PCT
