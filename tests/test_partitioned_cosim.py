@@ -9,10 +9,16 @@ output channels into two partitions that read the same input, and the pool after
 both halves.
 """
 
+import dataclasses
 import json
+import shutil
 
+from hwgen.build import BuildOptions, build
 from hwgen.cli import main
+from hwgen.emit import emit
+from hwgen.hwgraph import Op
 from network_checks import MAX_CYCLE_ERROR_PCT, MAX_LATENCY_ERROR_PCT
+from sim.network_cosim import cosimulate
 
 SPLIT_ARGS = ["squeezenet1_1", "--resolution", "32", "--board", "pynq-z2", "--fps", "1000"]
 ARGS = ["mobilenet_v1", "--width", "0.5", "--resolution", "32", "--num-classes", "10",
@@ -56,3 +62,28 @@ def test_a_layer_split_across_partitions_cosimulates_bit_exactly(tmp_path, capsy
         assert abs(part["cycle_error_pct"]) <= MAX_CYCLE_ERROR_PCT, part
     assert cosim["partitions"] == report["partitions"] == len(cosim["partition_results"])
     assert abs(cosim["cycle_error_pct"]) <= MAX_CYCLE_ERROR_PCT
+
+
+def test_a_fault_in_a_later_partition_is_located(tmp_path):
+    # The second partition's hardware computes one layer with its weights negated; the golden
+    # model does not. Co-simulation must say which partition and which stage diverge, found by
+    # bisecting that partition's prefixes fed with the golden model's input to it.
+    result = build(BuildOptions(model="mobilenet_v1", board="pynq-z2", fps=1000.0,
+                                out_dir=tmp_path / "f", calibration_images=2,
+                                model_options={"width": 0.5, "resolution": 32,
+                                               "num_classes": 10}))
+    part = result.parts[1]
+    convs = [s for s in part.hw.stages() if s.op is Op.CONV]
+    faulty = convs[len(convs) // 2]
+    faulty.qparams = dataclasses.replace(faulty.qparams, weight=-faulty.qparams.weight)
+    for key in ("units", "weights"):
+        faulty.extra.pop(key, None)
+    where = result.emitted[1].verilog.parent
+    shutil.rmtree(where)
+    result.emitted[1] = emit(part.hw, where)
+    report = cosimulate(result, frames=2, seed=3)
+    assert not report.bit_exact
+    assert [p.bit_exact for p in report.partition_results] == [True, False]   # stops there
+    assert report.first_diverging_stage == faulty.name
+    assert json.loads((tmp_path / "f" / "cosim.json").read_text())["first_diverging_stage"] \
+        == faulty.name
