@@ -117,9 +117,27 @@ def _output_shape(hw):
 
 
 def make_report(model_name: str, board, model, parts: list[Compiled], abits: int) -> dict:
-    """The report dict (schema of :mod:`hwgen.report`) of compiled partitions."""
+    """The report dict (schema of :mod:`hwgen.report`) of compiled partitions.
+
+    A partition reads its input from DDR and writes its output there (unless they are the
+    network's); at the board's DDR bandwidth that takes ``ddr_cycles``, and a partition whose
+    compute is faster than that runs at its DDR pace (``ddr_limited``): the frame's cycles are
+    each partition's larger figure. (The co-simulation's memory is as fast as the design, so
+    it checks the compute cycles.)"""
     clock = float(board.clock_mhz)
-    cycles = sum(p.cycles_per_frame for p in parts)
+    graphs = [p.hw for p in parts]
+    sources, last = partition_sources(graphs), set(output_partitions(graphs))
+    # Bytes a partition moves through DDR per frame: its input unless it is the network's,
+    # its output unless it is (part of) the network's; each part of a split layer reads all
+    # of its input.
+    moved = [(_tensor_bytes(p.hw.input_shape, abits) if sources[k] else 0.0)
+             + (0.0 if k in last else _tensor_bytes(_output_shape(p.hw), abits))
+             for k, p in enumerate(parts)]
+    per_cycle = board.ddr_bytes_per_cycle
+    ddr_cycles = [math.ceil(b / per_cycle) if per_cycle else 0 for b in moved]
+    paces = [max(p.cycles_per_frame, d) if len(parts) > 1 else p.cycles_per_frame
+             for p, d in zip(parts, ddr_cycles)]
+    cycles = sum(paces)
     fps = clock * 1e6 / cycles
     mults = max(_multipliers(p.hw) for p in parts)
     # Each partition's multipliers work only during its own share of the frame time.
@@ -129,25 +147,18 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     avail = board.available()
     inp, out = model.input_shape, model.output_shape
     to_mb = abits / 8 * fps / 1e6
-    ddr_bytes = 0.0
     details = []
-    graphs = [p.hw for p in parts]
-    sources, last = partition_sources(graphs), set(output_partitions(graphs))
     for k, p in enumerate(parts):
-        # A partition reads its input from DDR unless it is the network's, and writes its
-        # output there unless it is (part of) the network's; the parts of a split layer each
-        # read the whole input.
-        moved = (_tensor_bytes(p.hw.input_shape, abits) if sources[k] else 0.0) + (
-            0.0 if k in last else _tensor_bytes(_output_shape(p.hw), abits))
-        ddr_bytes += moved
         detail = {"index": k, "stages": [s.name for s in p.hw.stages()],
                   "cycles_per_frame": p.cycles_per_frame,
                   "resources": {f: getattr(p.resources, f) for f in used},
-                  "ddr_bytes_per_frame": int(moved)}
+                  "ddr_bytes_per_frame": int(moved[k]), "ddr_cycles": ddr_cycles[k],
+                  "ddr_mbps": round(moved[k] * clock / paces[k], 3)}
         if p.hw.channels is not None:
             c = p.hw.channels
             detail["channels"] = {"layer": c.layer, "lo": c.lo, "hi": c.hi, "of": c.of}
         details.append(detail)
+    ddr_bytes = sum(moved)
     stages = [_stage_row(st, board.family) for p in parts for st in p.hw.stages()]
     latency = sum(stage_latency(p.hw) for p in parts)
     report = {
@@ -159,7 +170,8 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
                                                   "lut": avail.lut, "ff": avail.ff}},
         "bandwidth": {"input_mbps": round(inp.h * inp.w * inp.c * to_mb, 3),
                       "output_mbps": round(out.h * out.w * out.c * to_mb, 3),
-                      "ddr_mbps": round(ddr_bytes * fps / 1e6, 3)},
+                      "ddr_mbps": round(ddr_bytes * fps / 1e6, 3),
+                      "board_ddr_mbps": round(board.ddr_gbps * 1e3, 3)},
         "stages": stages,
         "latency_ms": round(latency / (clock * 1e3), 4),
         "total_macs": int(macs), "multipliers": int(mults),
@@ -169,6 +181,9 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     }
     if len(parts) > 1:
         report["partition_details"] = details
+        limited = [k for k, p in enumerate(parts) if paces[k] > p.cycles_per_frame]
+        if limited:
+            report["ddr_limited"] = limited
     return report
 
 

@@ -183,9 +183,17 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Resources", ""] + _table(header, rows)
 
     bw = r["bandwidth"]
-    lines += ["", "## Bandwidth", ""] + _table(["stream", "MB/s"], [
-        ["input", f"{bw['input_mbps']:,.1f}"], ["output", f"{bw['output_mbps']:,.1f}"],
-        ["DDR", f"{bw['ddr_mbps']:,.1f}"]])
+    rows = [["input", f"{bw['input_mbps']:,.1f}"], ["output", f"{bw['output_mbps']:,.1f}"],
+            ["DDR", f"{bw['ddr_mbps']:,.1f}"]]
+    if "board_ddr_mbps" in bw:
+        rows.append(["board's DDR", f"{bw['board_ddr_mbps']:,.1f}"])
+    lines += ["", "## Bandwidth", ""] + _table(["stream", "MB/s"], rows)
+    limited = r.get("ddr_limited")
+    if limited:
+        which = (f"Partition {limited[0]} waits" if len(limited) == 1 else
+                 f"Partitions {', '.join(map(str, limited))} wait")
+        lines += ["", f"**{which} for DDR**: moving its input and output at the board's DDR "
+                  "bandwidth takes longer than its compute; cycles / frame counts the DDR time."]
 
     worst = set(bottleneck_stages(r))
     depth = all("logic_depth" in s for s in r["stages"])
@@ -215,7 +223,7 @@ def render_markdown(report: dict) -> str:
     lines += _implementation(r)
     handled = set(REPORT_KEYS) | {"latency_ms", "total_macs", "multipliers", "utilization_cap",
                                   "partition_details", "implementation", "planned_fps", "timing",
-                                  "estimate_only"}
+                                  "estimate_only", "ddr_limited"}
     extras = {k: v for k, v in r.items() if k not in handled}
     if extras:
         lines += ["", "## Other fields", "", "```json",
@@ -261,9 +269,10 @@ def _partitions(details) -> list[str]:
         names = ", ".join(map(str, stages)) if isinstance(stages, list) else str(stages)
         rows.append([_cell(p.get("index", i)), _cell(names)]
                     + [_cell(res.get(k, "-")) for k in RESOURCE_KEYS]
-                    + [_cell(p.get("ddr_bytes_per_frame", "-"))])
+                    + [_cell(p.get("ddr_bytes_per_frame", "-")), _cell(p.get("ddr_mbps", "-"))])
     return ["", "## Partitions", ""] + _table(
-        ["#", "stages", "DSP", "BRAM18", "LUT", "FF", "DDR bytes / frame"], rows, right_from=2)
+        ["#", "stages", "DSP", "BRAM18", "LUT", "FF", "DDR bytes / frame", "DDR MB/s"], rows,
+        right_from=2)
 
 
 # Plots use the Agg canvas directly rather than pyplot, so rendering a report never switches the

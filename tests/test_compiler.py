@@ -169,6 +169,24 @@ def test_a_layer_too_large_for_a_partition_is_split_by_output_channels():
     assert details[split[0]]["ddr_bytes_per_frame"] == x.h * x.w * x.c + x.h * x.w * 500
 
 
+def test_a_partition_faster_than_its_ddr_traffic_runs_at_the_ddr_pace():
+    # On the ECP5 board (0.2 GB/s at 100 MHz: 2 bytes a cycle) SqueezeNet 1.1's last
+    # partition, the pool after the split conv10, computes faster than it can read its input.
+    board = get_board("ecp5-85f")
+    q = quantized("squeezenet1_1", resolution=32)
+    parts = compile_model(q, board)
+    report = make_report("squeezenet1_1", board, q.model, parts, 8)
+    details = report["partition_details"]
+    per_cycle = board.ddr_gbps * 1e9 / (board.clock_mhz * 1e6)
+    for d in details:
+        assert d["ddr_cycles"] == -(-d["ddr_bytes_per_frame"] // per_cycle)
+    paces = [max(d["cycles_per_frame"], d["ddr_cycles"]) for d in details]
+    assert report["cycles_per_frame"] == sum(paces)
+    limited = [d["index"] for d in details if d["ddr_cycles"] > d["cycles_per_frame"]]
+    assert limited and report["ddr_limited"] == limited
+    assert report["bandwidth"]["board_ddr_mbps"] == board.ddr_gbps * 1e3
+
+
 def test_grouped_conv_lowered_as_block_diagonal():
     q = quantized("shufflenet_v1", resolution=32, width=0.25)
     hw = lower(q)
