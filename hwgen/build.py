@@ -135,8 +135,7 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
              for k, p in enumerate(parts)]
     per_cycle = board.ddr_bytes_per_cycle
     ddr_cycles = [math.ceil(b / per_cycle) if per_cycle else 0 for b in moved]
-    paces = [max(p.cycles_per_frame, d) if len(parts) > 1 else p.cycles_per_frame
-             for p, d in zip(parts, ddr_cycles)]
+    paces = [max(p.cycles_per_frame, d) for p, d in zip(parts, ddr_cycles)]
     cycles = sum(paces)
     fps = clock * 1e6 / cycles
     mults = max(_multipliers(p.hw) for p in parts)

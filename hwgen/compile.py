@@ -479,22 +479,26 @@ def partition(hw: HwGraph, budget: Resources, family) -> list[HwGraph]:
     return parts
 
 
-def partition_sources(graphs: list[HwGraph]) -> list[list[int]]:
-    """For each partition, the partitions whose outputs, concatenated along channels, are its
-    input (``[]``: the network's input). The parts of a split layer share their input; the
-    partition after them reads all their outputs. The network's output is
-    ``partition_sources`` of a partition after the last, :func:`output_partitions`."""
+def _groups(graphs: list[HwGraph]) -> list[list[int]]:
+    """The partitions in groups that make one tensor: a whole layer's partition alone, the
+    consecutive parts of a split layer together."""
     groups: list[list[int]] = []
     for k, g in enumerate(graphs):
         prev = graphs[k - 1].channels if k else None
-        same = (g.channels is not None and prev is not None and prev.layer == g.channels.layer
-                and prev.hi == g.channels.lo)
-        if same:
+        if g.channels is not None and prev is not None and prev.layer == g.channels.layer \
+                and prev.hi == g.channels.lo:
             groups[-1].append(k)
         else:
             groups.append([k])
+    return groups
+
+
+def partition_sources(graphs: list[HwGraph]) -> list[list[int]]:
+    """For each partition, the partitions whose outputs, concatenated along channels, are its
+    input (``[]``: the network's input). The parts of a split layer share their input; the
+    partition after them reads all their outputs."""
     sources, feeding = [], []
-    for group in groups:
+    for group in _groups(graphs):
         sources += [list(feeding)] * len(group)
         feeding = group
     return sources
@@ -502,13 +506,7 @@ def partition_sources(graphs: list[HwGraph]) -> list[list[int]]:
 
 def output_partitions(graphs: list[HwGraph]) -> list[int]:
     """The partitions whose outputs, concatenated along channels, are the network's output."""
-    last = len(graphs) - 1
-    out = [last]
-    while (out[0] > 0 and graphs[out[0]].channels is not None
-           and graphs[out[0] - 1].channels is not None
-           and graphs[out[0] - 1].channels.layer == graphs[out[0]].channels.layer):
-        out.insert(0, out[0] - 1)
-    return out
+    return _groups(graphs)[-1]
 
 
 def stage_latency(hw: HwGraph) -> int:
