@@ -22,9 +22,12 @@ BOARD  ?= vc707
 RES    ?=
 FRAMES ?= 3
 FPS    ?=
+# BATCH: frames per partition between bitstream loads of a partitioned design (default 1)
+BATCH  ?=
 # ARGS: any other hwgen option (--width 0.25, --num-classes 10, --no-run, ...)
 ARGS   ?=
-MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS)) $(ARGS)
+MODEL_ARGS = $(if $(RES),--resolution $(RES)) $(if $(FPS),--fps $(FPS)) \
+             $(if $(BATCH),--batch $(BATCH)) $(ARGS)
 PYTEST_ARGS ?=
 # One pytest worker per CPU, a test file's tests in one worker (they share its Verilator
 # benches, built once per process), in the order tests/conftest.py gives (longest first, so

@@ -16,7 +16,7 @@ __all__ = ["Board"]
 
 # Fields that are counts of on-chip primitives; a device always has some LUTs and FFs.
 _POSITIVE_COUNTS = ("lut", "ff")
-_COUNTS = ("dsp", "bram18", "uram", "lutram_kbits", "ddr_bytes")
+_COUNTS = ("dsp", "bram18", "uram", "lutram_kbits", "ddr_bytes", "bitstream_bits")
 _TEXT = ("name", "part", "host_link", "source")
 
 
@@ -65,6 +65,12 @@ class Board:
         routing and the shell.
     source : str
         Where the figures come from; *derived* marks arithmetic on sourced figures.
+    bitstream_bits : int
+        Length of the device's full, uncompressed configuration bitstream; 0 where no cited
+        figure is known (the report then says reconfiguration time is not included).
+    config_gbps : float
+        Highest bandwidth of the configuration port the board reconfigures through, in Gb/s
+        (10^9 bits); 0 if not known.
 
     Raises
     ------
@@ -89,6 +95,8 @@ class Board:
     host_link: str = ""
     utilization_cap: float = 0.85
     source: str = ""
+    bitstream_bits: int = 0
+    config_gbps: float = 0.0
 
     def __post_init__(self):
         for name in _TEXT:
@@ -112,14 +120,15 @@ class Board:
             lowest = 1 if name in _POSITIVE_COUNTS else 0
             if value < lowest:
                 raise ValueError(f"{name} must be at least {lowest}, not {value!r}")
-        for name in ("clock_mhz", "ddr_gbps", "utilization_cap"):
+        for name in ("clock_mhz", "ddr_gbps", "utilization_cap", "config_gbps"):
             value = getattr(self, name)
             if not _is_real(value):
                 raise TypeError(f"{name} must be a finite number, not {value!r}")
         if self.clock_mhz <= 0:
             raise ValueError(f"clock_mhz must be positive, not {self.clock_mhz!r}")
-        if self.ddr_gbps < 0:
-            raise ValueError(f"ddr_gbps must be non-negative, not {self.ddr_gbps!r}")
+        for name in ("ddr_gbps", "config_gbps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, not {getattr(self, name)!r}")
         if (self.ddr_bytes == 0) != (self.ddr_gbps == 0):
             raise ValueError(f"ddr_bytes and ddr_gbps must both be zero or both positive, "
                              f"not {self.ddr_bytes!r} and {self.ddr_gbps!r}")
@@ -142,6 +151,14 @@ class Board:
         cap = Fraction(repr(float(self.utilization_cap)))
         full = self.available()
         return Resources(*(math.floor(cap * getattr(full, f.name)) for f in fields(full)))
+
+    @property
+    def reconfiguration_seconds(self) -> float | None:
+        """Time to load one full bitstream at the configuration port's highest bandwidth (a
+        lower bound); None when the bitstream length or the bandwidth is not known."""
+        if not (self.bitstream_bits and self.config_gbps):
+            return None
+        return self.bitstream_bits / (self.config_gbps * 1e9)
 
     @property
     def ddr_bytes_per_cycle(self) -> float:

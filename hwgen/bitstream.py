@@ -23,7 +23,7 @@ from boards.xilinx import XilinxFlow
 
 from sim.logic_depth import max_logic_levels, stage_depths
 
-from .build import BuildOptions, BuildResult, build
+from .build import BuildOptions, BuildResult, build, frame_rate
 from .outputs import replacing_dir
 from .report import write_report
 
@@ -134,7 +134,11 @@ def add_implementation(report: dict, impl: Implementation) -> list[str]:
         return []
     planned = report["fps"]
     report["planned_fps"] = planned
-    report["fps"] = round(impl.fmax_mhz * 1e6 / report["cycles_per_frame"], 3)
+    reconfiguration = report.get("reconfiguration") or {}
+    report["fps"] = round(frame_rate(impl.fmax_mhz, report["cycles_per_frame"],
+                                     report["partitions"],
+                                     reconfiguration.get("seconds_per_partition"),
+                                     reconfiguration.get("batch", 1)), 3)
     return [f"TIMING NOT MET: {impl.tool} reached {impl.fmax_mhz:g} MHz against the "
             f"{impl.clock_mhz:g} MHz constraint; the design runs at {report['fps']:,.1f} fps "
             f"at {impl.fmax_mhz:g} MHz, not {planned:,.1f}"]

@@ -17,7 +17,7 @@ from .compile import (Compiled, compile_model, output_partitions, partition_sour
                       stage_latency)
 from .emit import Emitted, emit
 from .outputs import check_output_dir, replacing_dir
-from .report import write_report
+from .report import reconfiguration_note, write_report
 from .units import stage_resources, stage_units
 
 __all__ = ["BuildOptions", "BuildResult", "Design", "NotOnChipError", "build", "compile_design",
@@ -37,13 +37,15 @@ class BuildOptions:
     """What to build; ``model_options`` go to :func:`dataflows.source.load_model`.
 
     ``on_chip_only`` stops the build before anything is written when the design needs more
-    than one partition (the board flow takes designs that fit on chip).
+    than one partition. ``batch`` is the number of frames a partitioned design runs through
+    each partition before the next partition's bitstream is loaded (default 1): its fps counts
+    one reconfiguration per partition per batch.
 
     Raises
     ------
     ValueError
         If ``fps`` is not a positive finite number, the bit widths are outside 4..8, or
-        ``calibration_images`` is not positive.
+        ``calibration_images`` or ``batch`` is not positive.
     """
 
     model: str
@@ -55,6 +57,7 @@ class BuildOptions:
     model_options: dict = field(default_factory=dict)
     calibration_images: int = 8
     on_chip_only: bool = False
+    batch: int | None = None
 
     def __post_init__(self):
         if self.fps is not None and not (isinstance(self.fps, (int, float))
@@ -64,6 +67,9 @@ class BuildOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or not 4 <= value <= 8:
                 raise ValueError(f"{name} must be an int from 4 to 8, not {value!r}")
+        if self.batch is not None and (isinstance(self.batch, bool)
+                                       or not isinstance(self.batch, int) or self.batch < 1):
+            raise ValueError(f"batch must be a positive int, not {self.batch!r}")
         if not isinstance(self.calibration_images, int) or self.calibration_images < 1:
             raise ValueError(f"calibration_images must be a positive int, "
                              f"not {self.calibration_images!r}")
@@ -116,14 +122,42 @@ def _output_shape(hw):
     return hw.stage(hw.output[0]).out_shape
 
 
-def make_report(model_name: str, board, model, parts: list[Compiled], abits: int) -> dict:
+def frame_rate(clock_mhz: float, cycles_per_frame: int, partitions: int,
+               reconfiguration_s: float | None, batch: int) -> float:
+    """Frames per second of a design whose partitions run one after another.
+
+    One partition stays loaded: ``clock / cycles``. With several, each batch of ``batch``
+    frames goes through partition 0, then partition 1's bitstream is loaded, and so on, so a
+    batch takes ``partitions * reconfiguration_s + batch * cycles / clock``; with the
+    reconfiguration time unknown (None) it is left out.
+    """
+    compute_s = cycles_per_frame / (clock_mhz * 1e6)
+    if partitions == 1 or reconfiguration_s is None:
+        return 1 / compute_s
+    return batch / (partitions * reconfiguration_s + batch * compute_s)
+
+
+def _reconfiguration(board, batch: int | None) -> dict:
+    """``report["reconfiguration"]`` of a partitioned design on ``board``."""
+    seconds = board.reconfiguration_seconds
+    return {"seconds_per_partition": None if seconds is None else round(seconds, 6),
+            "bitstream_bits": board.bitstream_bits or None,
+            "config_gbps": board.config_gbps or None,
+            "batch": batch or 1, "batch_given": batch is not None,
+            "included": seconds is not None}
+
+
+def make_report(model_name: str, board, model, parts: list[Compiled], abits: int,
+                batch: int | None = None) -> dict:
     """The report dict (schema of :mod:`hwgen.report`) of compiled partitions.
 
     A partition reads its input from DDR and writes its output there (unless they are the
     network's); at the board's DDR bandwidth that takes ``ddr_cycles``, and a partition whose
     compute is faster than that runs at its DDR pace (``ddr_limited``): the frame's cycles are
     each partition's larger figure. (The co-simulation's memory is as fast as the design, so
-    it checks the compute cycles.)"""
+    it checks the compute cycles.) A partitioned design's ``fps`` also counts loading each
+    partition's bitstream once per ``batch`` frames (:func:`frame_rate`; ``reconfiguration``
+    says how long that takes and whether it is known)."""
     clock = float(board.clock_mhz)
     graphs = [p.hw for p in parts]
     sources, last = partition_sources(graphs), set(output_partitions(graphs))
@@ -137,7 +171,10 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     ddr_cycles = [math.ceil(b / per_cycle) if per_cycle else 0 for b in moved]
     paces = [max(p.cycles_per_frame, d) for p, d in zip(parts, ddr_cycles)]
     cycles = sum(paces)
-    fps = clock * 1e6 / cycles
+    reconfiguration = _reconfiguration(board, batch) if len(parts) > 1 else None
+    fps = frame_rate(clock, cycles, len(parts),
+                     reconfiguration and reconfiguration["seconds_per_partition"],
+                     reconfiguration["batch"] if reconfiguration else 1)
     mults = max(_multipliers(p.hw) for p in parts)
     # Each partition's multipliers work only during its own share of the frame time.
     busy = sum(_multipliers(p.hw) * p.cycles_per_frame for p in parts)
@@ -180,6 +217,8 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     }
     if len(parts) > 1:
         report["partition_details"] = details
+        reconfiguration["fps_without_reconfiguration"] = round(clock * 1e6 / cycles, 3)
+        report["reconfiguration"] = reconfiguration
         limited = [k for k, p in enumerate(parts) if paces[k] > p.cycles_per_frame]
         if limited:
             report["ddr_limited"] = limited
@@ -228,19 +267,19 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
                                  "the board flow takes designs that fit on chip (try "
                                  "--resolution, --width, --fps or a larger board; `hwgen "
                                  "cosim` verifies partitioned designs)")
-        report = make_report(opts.design_name, board, model, parts, opts.abits)
+        report = make_report(opts.design_name, board, model, parts, opts.abits, opts.batch)
     used = report["resources"]["used"]
     say(f"pace {report['cycles_per_frame']:,} cycles/frame = {report['fps']:.1f} fps at "
         f"{board.clock_mhz:g} MHz, MAC efficiency {report['mac_efficiency']:.3f}, "
         f"DSP {used['dsp']}, BRAM18 {used['bram18']}"
-        + (f", {len(parts)} partitions" if len(parts) > 1 else ""))
+        + (f", {len(parts)} partitions" if len(parts) > 1 else "") + reconfiguration_note(report))
     return Design(board, loaded, q, parts, report)
 
 
 def options_record(opts: BuildOptions, board_name: str) -> str:
     """The options a build or estimate was made with, as the JSON of its marker file."""
     return json.dumps({"model": opts.model, "board": board_name, "fps": opts.fps,
-                       "abits": opts.abits, "wbits": opts.wbits,
+                       "abits": opts.abits, "wbits": opts.wbits, "batch": opts.batch,
                        "model_options": opts.model_options}, indent=2) + "\n"
 
 

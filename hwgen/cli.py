@@ -109,6 +109,9 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
                    "hardware (default: as fast as the budget allows)")
     p.add_argument("--abits", type=bit_width, default=8, help="activation bits (4-8, default 8)")
     p.add_argument("--wbits", type=bit_width, default=8, help="weight bits (4-8, default 8)")
+    p.add_argument("--batch", type=positive_int, help="frames each partition of a partitioned "
+                   "design runs before the next one's bitstream is loaded; its fps counts one "
+                   "reconfiguration per partition per batch (default 1)")
     p.add_argument("--out", metavar="DIR", help="output directory (default "
                    "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
 
@@ -311,7 +314,8 @@ def _model_options(args) -> dict:
 def _build_options(args):
     from .build import BuildOptions
     return BuildOptions(model=args.model, board=args.board, fps=args.fps, abits=args.abits,
-                        wbits=args.wbits, out_dir=args.out, model_options=_model_options(args))
+                        wbits=args.wbits, batch=args.batch, out_dir=args.out,
+                        model_options=_model_options(args))
 
 
 @contextmanager
@@ -347,6 +351,7 @@ def cmd_build(args) -> int:
 
 def cmd_estimate(args) -> int:
     from .estimate import estimate
+    from .report import reconfiguration_note
     # With --json, stdout carries the report alone; the progress lines stay on stderr.
     with _build_errors(args):
         done = estimate(_build_options(args), progress=_progress)
@@ -358,7 +363,7 @@ def cmd_estimate(args) -> int:
     print(f"{r['model']} on {r['board']}: {r['fps']:,.1f} fps at {r['clock_mhz']:g} MHz "
           f"({r['cycles_per_frame']:,} cycles/frame, {r['partitions']} partition"
           f"{'s' if r['partitions'] > 1 else ''}), MAC efficiency {r['mac_efficiency']:.3f}, "
-          f"limited by {r['limited_by']}")
+          f"limited by {r['limited_by']}{reconfiguration_note(r)}")
     print("  " + ", ".join(f"{k.upper() if k != 'bram18' else 'BRAM18'} {used[k]:,}/{avail[k]:,}"
                            for k in ("dsp", "bram18", "lut", "ff"))
           + f"; latency {r['latency_ms']:.3f} ms; DDR {r['bandwidth']['ddr_mbps']:,.1f} MB/s")

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 __all__ = ["REPORT_KEYS", "STAGE_KEYS", "RESOURCE_KEYS", "BANDWIDTH_KEYS", "validate_report",
-           "write_report", "render_markdown", "bottleneck_stages"]
+           "write_report", "render_markdown", "bottleneck_stages", "reconfiguration_note"]
 
 # Types accepted per key; a float field takes an int too (JSON writes 200.0 as 200 in some tools).
 _INT = (int,)
@@ -220,10 +220,11 @@ def render_markdown(report: dict) -> str:
                     + (["depth"] if depth else []), rows, right_from=2)
 
     lines += _partitions(r.get("partition_details"))
+    lines += _reconfiguration(r)
     lines += _implementation(r)
     handled = set(REPORT_KEYS) | {"latency_ms", "total_macs", "multipliers", "utilization_cap",
                                   "partition_details", "implementation", "planned_fps", "timing",
-                                  "estimate_only", "ddr_limited"}
+                                  "estimate_only", "ddr_limited", "reconfiguration"}
     extras = {k: v for k, v in r.items() if k not in handled}
     if extras:
         lines += ["", "## Other fields", "", "```json",
@@ -254,6 +255,40 @@ def _implementation(r: dict) -> list[str]:
                   f"{r['fps']:,.1f} frames/s (planned {r.get('planned_fps', r['fps']):,.1f}).",
                   ""]
     return lines + _table(["resource", "model", "implementation", "difference"], rows)
+
+
+def reconfiguration_note(r: dict) -> str:
+    """One clause on how a partitioned design's fps treats its bitstream loads ("" for one
+    partition), for progress and summary lines."""
+    rc = r.get("reconfiguration")
+    if not isinstance(rc, dict):
+        return ""
+    if not rc.get("included"):
+        return "; reconfiguration not included (bitstream length unknown)"
+    batch = rc.get("batch", 1)
+    return (f"; {r['partitions']} bitstream loads of {1e3 * rc['seconds_per_partition']:.2f} ms "
+            f"per {'frame' if batch == 1 else f'batch of {batch}'} included, "
+            f"{rc['fps_without_reconfiguration']:,.1f} fps without")
+
+
+def _reconfiguration(r: dict) -> list[str]:
+    """How loading the partitions' bitstreams enters frames / s."""
+    rc = r.get("reconfiguration")
+    if not isinstance(rc, dict):
+        return []
+    batch = rc.get("batch", 1)
+    per = "frame" if batch == 1 else f"batch of {batch} frames"
+    given = "" if rc.get("batch_given") else " (no --batch given)"
+    if not rc.get("included"):
+        return ["", f"**Reconfiguration not included**: no cited bitstream length for "
+                f"{r['board']}'s device, so frames / s leaves out loading the {r['partitions']} "
+                "partitions' bitstreams; it holds for large batches only.", ""]
+    return ["", "## Reconfiguration", "",
+            f"Each partition's bitstream ({rc['bitstream_bits']:,} bits) is loaded once per "
+            f"{per}{given}, at the configuration port's {rc['config_gbps']:g} Gb/s: "
+            f"{1e3 * rc['seconds_per_partition']:.2f} ms each at best, counted in frames / s "
+            f"({r['fps']:,.1f}; {rc['fps_without_reconfiguration']:,.1f} without "
+            "reconfiguration, as a batch large enough to hide it would run).", ""]
 
 
 def _partitions(details) -> list[str]:

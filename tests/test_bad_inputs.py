@@ -147,6 +147,8 @@ CASES = [
     (["build", "squeezenet", "--board", "vc707", "--fps", "nan"], ["not 'nan'"]),
     (["build", "squeezenet", "--board", "vc707", "--fps", "inf"], ["not 'inf'"]),
     (["build", "squeezenet", "--board", "vc707", "--fps", "fast"], ["not 'fast'"]),
+    (["estimate", "squeezenet", "--board", "pynq-z2", "--batch", "0"],
+     ["--batch: must be a positive integer, not '0'"]),
     (["build", "squeezenet", "--board", "vc707", "--out", "afile"],
      ["output folder 'afile' is a file, not a folder"]),
     (["build", "squeezenet", "--board", "vc707", "--out", "theirs"],

@@ -67,6 +67,7 @@ def test_custom_cap():
     ("clock_mhz", 0), ("clock_mhz", -100.0), ("ddr_gbps", -1.0), ("ddr_bytes", -5),
     ("utilization_cap", 0), ("utilization_cap", 1.2), ("utilization_cap", -0.1),
     ("family", "virtex9"), ("name", ""), ("part", "  "), ("source", ""),
+    ("bitstream_bits", -1), ("config_gbps", -3.2),
 ])
 def test_bad_values_raise_value_error_quoting_value(field, value):
     with pytest.raises(ValueError, match=field) as err:
@@ -76,7 +77,8 @@ def test_bad_values_raise_value_error_quoting_value(field, value):
 
 @pytest.mark.parametrize("field, value", [
     ("lut", 1.5), ("dsp", True), ("bram18", "20"), ("clock_mhz", "200"), ("name", None),
-    ("family", 7), ("utilization_cap", float("nan")),
+    ("family", 7), ("utilization_cap", float("nan")), ("bitstream_bits", 1.5e6),
+    ("config_gbps", "3.2"),
 ])
 def test_bad_types_raise_type_error_quoting_value(field, value):
     with pytest.raises(TypeError, match=field) as err:
@@ -124,3 +126,12 @@ def test_aliases(alias, name):
 
 def test_ddr_bytes_per_cycle():
     assert get_board("vc707").ddr_bytes_per_cycle == pytest.approx(64.0)
+
+
+def test_reconfiguration_time_is_the_bitstream_over_the_configuration_port():
+    # UG470's XC7Z020 length (u-boot zynqpl.h) over UG909's 7-series 3.2 Gb/s.
+    assert get_board("pynq-z2").reconfiguration_seconds == pytest.approx(32_364_512 / 3.2e9)
+    assert get_board("vc707").reconfiguration_seconds == pytest.approx(162_187_488 / 3.2e9)
+    # No cited UltraScale+ bitstream length: unknown, not guessed.
+    assert get_board("zcu104").reconfiguration_seconds is None
+    assert Board(**_valid(bitstream_bits=1000)).reconfiguration_seconds is None

@@ -22,7 +22,7 @@ from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycl
 from hwgen.hwgraph import Op
 from hwgen.lower import LoweringError, lower
 from hwgen.build import make_report
-from hwgen.report import REPORT_KEYS
+from hwgen.report import REPORT_KEYS, render_markdown
 from hwgen.units import stage_units
 from rtl_templates.resources import MemoryStyle
 
@@ -185,6 +185,33 @@ def test_a_partition_faster_than_its_ddr_traffic_runs_at_the_ddr_pace():
     limited = [d["index"] for d in details if d["ddr_cycles"] > d["cycles_per_frame"]]
     assert limited and report["ddr_limited"] == limited
     assert report["bandwidth"]["board_ddr_mbps"] == board.ddr_gbps * 1e3
+
+
+def test_a_partitioned_design_counts_its_bitstream_loads():
+    # Three partitions on the PYNQ-Z2: each frame (or batch) loads three bitstreams.
+    board = get_board("pynq-z2")
+    q = quantized("mobilenet_v1", width=0.5, resolution=32, num_classes=10)
+    parts = compile_model(q, board, fps=1000)
+    assert len(parts) == 3
+    for batch in (None, 1, 100):
+        report = make_report("mobilenet_v1", board, q.model, parts, 8, batch)
+        rc = report["reconfiguration"]
+        assert rc["included"] and rc["batch"] == (batch or 1)
+        assert rc["batch_given"] == (batch is not None)
+        assert rc["seconds_per_partition"] == pytest.approx(board.reconfiguration_seconds, abs=1e-6)
+        compute_s = report["cycles_per_frame"] / (board.clock_mhz * 1e6)
+        frames = batch or 1
+        assert report["fps"] == pytest.approx(
+            frames / (3 * board.reconfiguration_seconds + frames * compute_s), rel=1e-4)
+        assert rc["fps_without_reconfiguration"] == pytest.approx(1 / compute_s, rel=1e-4)
+        assert "Reconfiguration" in render_markdown(report)
+    # Without a cited bitstream length the figure leaves reconfiguration out and says so.
+    zcu = get_board("zcu104")
+    report = make_report("mobilenet_v1", zcu, q.model, parts, 8)
+    assert report["reconfiguration"]["included"] is False
+    assert report["fps"] == pytest.approx(zcu.clock_mhz * 1e6 / report["cycles_per_frame"],
+                                          rel=1e-4)
+    assert "Reconfiguration not included" in render_markdown(report)
 
 
 def test_grouped_conv_lowered_as_block_diagonal():
