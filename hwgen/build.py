@@ -28,8 +28,14 @@ BUILD_MARKER = "build.json"
 
 
 class NotOnChipError(ValueError):
-    """The design needs several partitions where one was required (the board flow: its shells
-    and host programs run one bitstream)."""
+    """The design needs several partitions where one was required (a board flow whose shell
+    and host program run one bitstream). ``why`` says whose requirement it is."""
+
+    def __init__(self, partitions: int, board: str, why: str = "one partition was asked for"):
+        self.partitions, self.board = partitions, board
+        super().__init__(f"the design needs {partitions} partitions on {board}; {why} (try "
+                         "--resolution, --width, --fps or a larger board; `hwgen cosim` "
+                         "verifies partitioned designs)")
 
 
 @dataclass(frozen=True)
@@ -263,10 +269,7 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
         warnings.filterwarnings("ignore", message=".*created but never used")
         parts = compile_model(q, board, fps=opts.fps, progress=say)
         if opts.on_chip_only and len(parts) > 1:
-            raise NotOnChipError(f"the design needs {len(parts)} partitions on {board.name}; "
-                                 "the board flow takes designs that fit on chip (try "
-                                 "--resolution, --width, --fps or a larger board; `hwgen "
-                                 "cosim` verifies partitioned designs)")
+            raise NotOnChipError(len(parts), board.name)
         report = make_report(opts.design_name, board, model, parts, opts.abits, opts.batch)
     used = report["resources"]["used"]
     say(f"pace {report['cycles_per_frame']:,} cycles/frame = {report['fps']:.1f} fps at "

@@ -179,14 +179,16 @@ CASES = [
     (["cosim", *SMALL_BUILD[:-2], "--fps", "0"], ["--fps: must be a positive finite number"]),
     (["cosim", *SMALL_BUILD, "--out", "theirs"], ["holds files hwgen did not write"]),
     (["bitstream", "squeezenet", "--board", "vc709"], ["unknown board 'vc709'; known boards:"]),
-    (["bitstream", "mobilenet_v1", "--board", "pynq-z2"],
-     ["mobilenet_v1 on pynq-z2: the design needs 18 partitions", "the board flow takes designs "
-      "that fit on chip"]),
+    (["bitstream", "mobilenet_v3_large", "--board", "vc707"],
+     ["mobilenet_v3_large on vc707: the design needs 2 partitions on vc707; vc707's board flow "
+      "takes designs that fit on chip (partitioned designs have one on pynq-z2, ultra96, "
+      "zcu102, zcu104)"]),
     (["bitstream", *SMALL_BUILD, "--run"],
      ["vivado is not installed; without --run the project is written"]),
     (["bitstream", *SMALL_BUILD, "--run", "--no-run"], ["not allowed with argument"]),
     (["bitstream", "mobilenet_v1", "--width", "0.35", "--resolution", "32", "--num-classes", "10",
-      "--board", "ecp5-85f", "--fps", "5"], ["on ecp5-85f: the design needs 2 partitions"]),
+      "--board", "ecp5-85f", "--fps", "5"], ["on ecp5-85f: the design needs 2 partitions",
+                                             "ecp5-85f's board flow takes designs that fit"]),
 ]
 
 

@@ -86,6 +86,8 @@ class Ecp5Flow:
 
     boards = ("ecp5-85f",)
     tool = TOOLS["nextpnr-ecp5"]
+    #: One bitstream a design: the UART shell has no way to reload the FPGA between partitions.
+    partitioned = False
 
     def __init__(self, *, baud: int = DEFAULT_BAUD, threads: int = 2):
         self.baud = baud

@@ -20,7 +20,7 @@ from .alveo import AlveoKernelProject
 from .pcie_shell import XdmaShellProject
 from .project import TIMING_REPORT, UTILIZATION_REPORT
 from .reports import parse_timing, parse_utilization
-from .zynq import Zynq7000Project, ZynqMPProject
+from .zynq import Zynq7000Project, ZynqMPProject, ZynqProject, write_partitioned
 
 __all__ = ["write_project", "run_project", "vivado_present", "UnsupportedBoardError",
            "WRITERS", "XilinxFlow"]
@@ -116,12 +116,22 @@ class XilinxFlow:
         # An Alveo card's kernel is linked by Vitis (v++), which calls Vivado.
         self.tools = _TOOLS["v++"] if WRITERS[board_name] is AlveoKernelProject else _TOOLS["vivado"]
         self.tool = " and ".join(self.tools)
+        # A Zynq's PS reloads the PL under Linux (PYNQ's Overlay), so partitions load in turn;
+        # reconfiguring the VC707 would drop its PCIe link, and the U250's kernels are not
+        # written for it yet.
+        self.partitioned = issubclass(WRITERS[board_name], ZynqProject)
 
     def tools_present(self) -> bool:
         return all(shutil.which(t) for t in self.tools)
 
     def write(self, design: BoardDesign) -> BoardProject:
         return write_project(design)
+
+    def write_partitioned(self, board_dir, plan: dict, projects: list[BoardProject]) -> BoardProject:
+        if not self.partitioned:
+            raise UnsupportedBoardError(f"the {self.tool} flow of this board takes designs "
+                                        "that fit on chip")
+        return write_partitioned(board_dir, plan, projects)
 
     def run(self, project: BoardProject, design: BoardDesign, progress=None) -> Implementation:
         if progress:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..design import DESIGN_JSON, BoardDesign
 
-__all__ = ["VIVADO_VERSION", "REPORTS_DIR", "UTILIZATION_REPORT", "TIMING_REPORT",
+__all__ = ["HOST_DIR", "VIVADO_VERSION", "REPORTS_DIR", "UTILIZATION_REPORT", "TIMING_REPORT",
            "UnsupportedWidthError", "stream_width", "stage_sources", "copy_host",
            "reports_tcl", "write_text"]
 
@@ -24,7 +24,8 @@ REPORTS_DIR = "reports"
 UTILIZATION_REPORT = f"{REPORTS_DIR}/utilization_hwgen.rpt"
 TIMING_REPORT = f"{REPORTS_DIR}/timing_summary.rpt"
 
-_HOST_DIR = Path(__file__).resolve().parent.parent / "host"
+#: Where the host programs a project copies live (``boards/host/``).
+HOST_DIR = Path(__file__).resolve().parent.parent / "host"
 # The widths AXI DMA, XDMA data movers and HLS streams take: a power of two bytes.
 _STREAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -70,7 +71,7 @@ def copy_host(design: BoardDesign, program: str, folder: Path | None = None) -> 
     host program shares) and ``design.json`` into the project (``folder``, by default
     ``design.board_dir``)."""
     board_dir = design.board_dir if folder is None else folder
-    return [Path(shutil.copyfile(_HOST_DIR / name, board_dir / name))
+    return [Path(shutil.copyfile(HOST_DIR / name, board_dir / name))
             for name in sorted({program, "frames.py"})] + \
         [write_text(board_dir / DESIGN_JSON, design.host_json())]
 

@@ -13,19 +13,25 @@ string comes from :mod:`boards.xilinx.platforms`.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from ..design import BoardDesign, BoardProject
 from .block_design import hwgen_cell, stream_path
 from .platforms import PLATFORMS, part_name
-from .project import (REPORTS_DIR, VIVADO_VERSION, copy_host, reports_tcl, stage_sources,
-                      stream_width, write_text)
+from .project import (HOST_DIR, REPORTS_DIR, VIVADO_VERSION, copy_host, reports_tcl,
+                      stage_sources, stream_width, write_text)
 
-__all__ = ["ZynqProject", "Zynq7000Project", "ZynqMPProject"]
+__all__ = ["ZynqProject", "Zynq7000Project", "ZynqMPProject", "write_partitioned",
+           "PARTITIONS_JSON", "BUILD_ALL"]
 
 _SCRIPT = "build.tcl"
 _BITSTREAM = "top.bit"
 _PROJECT = "hwgen_zynq"
+#: A partitioned design's plan (how its partitions chain) and the script that builds them all.
+PARTITIONS_JSON = "partitions.json"
+BUILD_ALL = "build_all.sh"
 
 # Board files Vivado needs for "apply_board_preset" (PYNQ-Z2 and Ultra96 come from the board
 # store, the ZCU boards ship with Vivado); the newest installed version is taken.
@@ -221,3 +227,67 @@ class ZynqMPProject(ZynqProject):
     pl_clock, pl_resetn = "pl_clk0", "pl_resetn0"
     master, master_clock = "M_AXI_HPM0_FPD", "maxihpm0_fpd_aclk"
     slave, slave_clock = "S_AXI_HP0_FPD", "saxihp0_fpd_aclk"
+
+
+def write_partitioned(board_dir: Path, plan: dict, projects: list[BoardProject]) -> BoardProject:
+    """Beside the partitions' Zynq projects in ``board_dir`` (one folder each, as
+    :class:`ZynqProject` writes them): ``partitions.json`` (``plan``), ``build_all.sh`` (every
+    partition's Vivado run in turn), the host program ``pynq_partitions.py`` with the
+    ``pynq_driver.py`` and ``frames.py`` it loads each partition with, and a README."""
+    names = [p.board_dir.name for p in projects]
+    files = [write_text(board_dir / PARTITIONS_JSON, json.dumps(plan, indent=2) + "\n")]
+    files.append(write_text(board_dir / BUILD_ALL, "".join(
+        ["#!/bin/sh\n# Every partition's bitstream, one Vivado run after another (written by "
+         "hwgen).\nset -e\n"]
+        + [f"(cd {name} && {project.run_command})\n" for name, project in zip(names, projects)])))
+    files += [Path(shutil.copyfile(HOST_DIR / name, board_dir / name))
+              for name in ("frames.py", "pynq_driver.py", "pynq_partitions.py")]
+    files.append(write_text(board_dir / "README.md", _partitioned_readme(plan, names)))
+    return BoardProject(board_dir=board_dir, files=sorted(p.relative_to(board_dir) for p in files),
+                        run_command=f"sh {BUILD_ALL}", tool="vivado",
+                        bitstream=Path(names[0]) / _BITSTREAM)
+
+
+def _partitioned_readme(plan: dict, names: list[str]) -> str:
+    rows = "\n".join(
+        f"| `{name}/` | {', '.join(f'`{names[j]}`' for j in part['sources']) or 'the image'} |"
+        for name, part in zip(names, plan["partitions"]))
+    model = plan.get("reconfiguration_seconds_model")
+    load = (f"The report's model puts one bitstream load at {1e3 * model:.2f} ms at best (the "
+            "bitstream's length over the configuration port's bandwidth); PYNQ's `Overlay` "
+            "adds its own parsing, and the host program prints what it measured."
+            if model else "The report has no cited bitstream length for this device, so its "
+            "fps leaves reconfiguration out; the host program measures it.")
+    return f"""# {plan['model']} on {plan['board']}: {len(names)} partitions, one bitstream each
+
+The design does not fit the device at once, so it runs as {len(names)} partitions, each a
+complete Vivado block-design project (written by hwgen for Vivado {VIVADO_VERSION}; see the
+README in each folder). The host loads their bitstreams in turn and keeps the activations in
+the board's DDR between them.
+
+Build every bitstream (one Vivado run per partition, an hour or so each):
+
+```sh
+sh {BUILD_ALL}
+```
+
+Run on the board (PYNQ image, Python 3 with `pynq`): copy this whole folder to the board, then
+
+```sh
+python3 pynq_partitions.py --check golden/ [--batch N]
+```
+
+How the host talks to the board: for each batch, `pynq.Overlay("{names[0]}/top.bit")` loads
+partition 0, the frames go through it by AXI DMA as in a one-partition design
+(`pynq_driver.py`), then the next partition's bitstream is loaded and its input made from the
+outputs before it, as `{PARTITIONS_JSON}` says:
+
+| partition | its input: outputs of |
+|---|---|
+{rows}
+
+Outputs are concatenated along channels (the parts of a layer split by output channels read
+the same input, and the partition after them reads all of their outputs); the network's output
+is the concatenation of {', '.join(f'`{names[j]}`' for j in plan['output'])}. {load} A larger
+`--batch` loads each bitstream once for more frames.
+"""
