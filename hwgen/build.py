@@ -267,7 +267,7 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
     with warnings.catch_warnings():
         # Resource models build sub-units only to ask them for figures.
         warnings.filterwarnings("ignore", message=".*created but never used")
-        parts = compile_model(q, board, fps=opts.fps, progress=say)
+        parts = compile_model(q, board, fps=opts.fps, batch=opts.batch, progress=say)
         if opts.on_chip_only and len(parts) > 1:
             raise NotOnChipError(len(parts), board.name)
         report = make_report(opts.design_name, board, model, parts, opts.abits, opts.batch)

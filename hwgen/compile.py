@@ -242,7 +242,8 @@ def _fastest(hw: HwGraph, budget: Resources, family, say, progress) -> list[tupl
     return [(p, _finish(p, budget, family, progress)) for p in pieces]
 
 
-def compile_model(qmodel, board, *, fps: float | None = None, progress=None) -> list[Compiled]:
+def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None = None,
+                  progress=None) -> list[Compiled]:
     """Compile ``qmodel`` for ``board``; one :class:`Compiled` per partition (one if it fits).
 
     Parameters
@@ -251,7 +252,12 @@ def compile_model(qmodel, board, *, fps: float | None = None, progress=None) -> 
     board : Board
     fps : float, optional
         Frames per second to reach with the least hardware; by default as fast as the budget
-        allows. Partitions run one after another, so their cycles per frame add up.
+        allows. Partitions run one after another, so their cycles per frame add up, and each
+        partition's bitstream is loaded once per ``batch`` frames (default 1) where the board
+        says how long that takes (:attr:`boards.Board.reconfiguration_seconds`): the
+        partitions' compute gets what is left of the frame time.
+    batch : int, optional
+        Frames run through each partition between bitstream loads.
     progress : callable, optional
         Called with one line per step.
 
@@ -260,26 +266,32 @@ def compile_model(qmodel, board, *, fps: float | None = None, progress=None) -> 
     ValueError
         If ``fps`` is not a positive finite number.
     PaceUnreachableError
-        No design within the budget runs at ``fps``; the message gives the fastest.
+        No design within the budget runs at ``fps``; the message gives the fastest (and, for
+        partitions, what reconfiguration leaves).
     DesignTooLargeError
         A run of stages that cannot be cut apart (:class:`LayerTooLargeError`), or a partition
         with its FIFOs, does not fit even fully folded.
     """
     if fps is not None:
         _check_fps(fps)
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be a positive int, not {batch!r}")
     say = progress or (lambda msg: None)
     hw = lower(qmodel)
     say(f"lowered to {len(hw.graph)} stages")
     budget, family = board.budget(), board.family
     if fps is None:
         return [c for _, c in _fastest(hw, budget, family, say, progress)]
+    reload = board.reconfiguration_seconds
+    reload_cycles = 0.0 if reload is None else reload * board.clock_mhz * 1e6 / (batch or 1)
     return _compile_for_pace(hw, budget, family, _Pace(float(board.clock_mhz), fps), say,
-                             progress)
+                             progress, reload_cycles, batch or 1)
 
 
 def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
-                      progress) -> list[Compiled]:
-    """The design at ``pace`` with the least hardware (see :func:`compile_model`)."""
+                      progress, reload_cycles: float = 0.0, batch: int = 1) -> list[Compiled]:
+    """The design at ``pace`` with the least hardware (see :func:`compile_model`);
+    ``reload_cycles`` is one partition's bitstream load per frame, in cycles."""
     target, bottleneck = pace.cycles, fastest_folding(hw)
     if target >= bottleneck.cycles_per_frame:
         whole = _at_pace(hw, budget, family, target, progress)
@@ -296,6 +308,11 @@ def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
             target_cycles=target, fastest_cycles=None,
             fastest_folding_cycles=bottleneck.cycles_per_frame, needs=None) from exc
     fastest = sum(c.cycles_per_frame for _, c in pieces)
+    if fastest <= target and len(pieces) > 1 and reload_cycles:
+        loading = math.ceil(len(pieces) * reload_cycles)
+        target -= loading
+        if fastest > target:
+            raise _reload_unreachable(pace, len(pieces), loading, fastest, batch)
     if fastest > target:
         raise _unreachable(hw, budget, family, pace, bottleneck, [c for _, c in pieces])
     if len(pieces) == 1:
@@ -305,6 +322,21 @@ def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
     say(f"partition paces {', '.join(f'{t:,}' for t in shares)} cycles per frame")
     return [_at_pace(p, budget, family, t, progress) or _meeting(c)
             for (p, c), t in zip(pieces, shares)]
+
+
+def _reload_unreachable(pace: _Pace, partitions: int, loading: int, fastest: int,
+                        batch: int) -> PaceUnreachableError:
+    """The error for a pace the partitions' compute could reach but not with their bitstream
+    loads on top."""
+    best = batch * pace.clock_mhz * 1e6 / (loading * batch + fastest * batch)
+    per = "frame" if batch == 1 else f"batch of {batch}"
+    return PaceUnreachableError(
+        f"{pace.requested()} is out of reach: the design runs in {partitions} partitions whose "
+        f"bitstream loads take {_cycles(loading)} per frame (once per partition per {per}), "
+        f"and the fastest partitions within the budget need {_cycles(fastest)} more, "
+        f"{_rate(best)} fps in all; a larger --batch spreads the loads over more frames",
+        target_cycles=pace.cycles, fastest_cycles=fastest + loading,
+        fastest_folding_cycles=fastest, needs=None)
 
 
 def _unreachable(hw: HwGraph, budget: Resources, family, pace: _Pace, bottleneck,

@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore", message=".*created but never used")
 
 MOBILENET = {"resolution": 32, "width": 0.25}                      # 29 stages, one partition
 PARTITIONED = {"resolution": 32, "width": 0.5, "num_classes": 10}   # 3 partitions on pynq-z2
+BATCH = 1_000_000       # frames between bitstream loads: a few cycles of loading a frame
 
 
 def quantized(name, **options):
@@ -153,7 +154,8 @@ def test_a_target_that_needs_partitions_gets_them(partitioned):
     fastest = compile_model(partitioned, board)
     assert len(fastest) == 3
     fps = fps_for(board, 2 * total_cycles(fastest))
-    parts = compile_model(partitioned, board, fps=fps)
+    # A batch long enough that the bitstream loads take a few cycles a frame.
+    parts = compile_model(partitioned, board, fps=fps, batch=BATCH)
     target = pace(board, fps)
     assert len(parts) == len(fastest)
     assert total_cycles(parts) <= target
@@ -170,13 +172,32 @@ def test_a_pace_partitions_cannot_reach_is_refused_with_their_sum(partitioned):
     fastest = compile_model(partitioned, board)
     total = total_cycles(fastest)
     with pytest.raises(PaceUnreachableError) as info:
-        compile_model(partitioned, board, fps=fps_for(board, total - 100))
+        compile_model(partitioned, board, fps=fps_for(board, total - 100), batch=BATCH)
     exc = info.value
     assert exc.fastest_cycles == total
     summed = " + ".join(f"{p.cycles_per_frame:,}" for p in fastest)
     assert (f"in 3 partitions run one after another the fastest within the budget is "
             f"{total:,} cycles per frame ({fps_for(board, total):,.0f} fps) = {summed}"
             in str(exc))
+
+
+def test_the_bitstream_loads_count_against_the_pace(partitioned):
+    # One frame at a time, loading the PYNQ-Z2's three bitstreams (10.1 ms each) leaves no
+    # time for a pace the partitions' compute reaches twice over; a batch spreads the loads.
+    board = get_board("pynq-z2")
+    fastest = total_cycles(compile_model(partitioned, board))
+    fps = fps_for(board, 2 * fastest)
+    with pytest.raises(PaceUnreachableError) as info:
+        compile_model(partitioned, board, fps=fps)
+    loading = math.ceil(3 * board.reconfiguration_seconds * board.clock_mhz * 1e6)
+    message = str(info.value)
+    assert f"bitstream loads take {loading:,} cycles per frame" in message
+    assert f"need {fastest:,} cycles more" in message and "--batch" in message
+    assert info.value.fastest_cycles == fastest + loading
+    batch = math.ceil(2 * loading / fastest)          # loads then take half the frame time
+    parts = compile_model(partitioned, board, fps=fps, batch=batch)
+    spent = math.ceil(3 * board.reconfiguration_seconds * board.clock_mhz * 1e6 / batch)
+    assert total_cycles(parts) + spent <= pace(board, fps)
 
 
 @pytest.mark.parametrize("fps", [0, -5, 0.0, math.nan, math.inf, -math.inf, "100", True])
