@@ -32,7 +32,7 @@ from .counter import wrapping_counter
 from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
                                  pack_rom)
 from .pe import ProcessingElement, beat_signature
-from .requant import (Requantizer, group_constants, group_constants_resources,
+from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
                       lane_constants, multiplier_dsps, registers_in_dsp)
 from .rom import banked_rom_read, rom_resources
 from .resources import DeviceFamily, Resources, lutram_luts
@@ -246,9 +246,8 @@ class DepthwiseUnit(ProcessingElement):
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
         p = self.params
-        rq = Requantizer(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits)
         mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
-        res = rq.resources(family)
+        res = requantizer_resources(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits, family)
         if p.groups * p.taps > 1:
             res = res + rom_resources(p.wbits, p.groups * p.taps, family).scaled(p.pe)
         res = res + group_constants_resources(lane_constants(p.bias, p.pe, p.groups),

@@ -21,7 +21,8 @@ from dataflows import numerics as nm
 
 from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
-from .requant import Requantizer, clamp_flags, multiplier_dsps, select_clamped
+from .requant import (Requantizer, clamp_flags, multiplier_dsps, requantizer_resources,
+                      select_clamped)
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 from .rom import lut_ram
 
@@ -378,7 +379,7 @@ class ChannelScale(ProcessingElement):
         """Per lane the x*g multiplier and its register; the requantizer's model; the two gate
         banks in LUT RAM (``simd * bits`` wide, ``2 * C/simd`` deep)."""
         p = self.params
-        requant = Requantizer(p.requant, p.simd, p.groups, 2 * p.bits, p.bits).resources(family)
+        requant = requantizer_resources(p.requant, p.simd, p.groups, 2 * p.bits, p.bits, family)
         counters = 2 * max(1, (p.height * p.width * p.groups).bit_length()) + 8
         lut = (p.simd * 2 * p.bits + counters
                + lutram_luts(p.simd * p.bits, 2 * p.groups, family))

@@ -36,7 +36,7 @@ from dataflows import tensor_ops as ops
 from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
 from .counter import wrapping_counter
 from .pe import ProcessingElement, beat_signature
-from .requant import (Requantizer, group_constants, group_constants_resources,
+from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
                       lane_constants, multiplier_dsps, registers_in_dsp)
 from .rom import banked_rom_read, rom_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
@@ -368,10 +368,9 @@ class MatrixVectorUnit(ProcessingElement):
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
         p = self.params
-        rq = Requantizer(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits)
         mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
         prod_bits = p.in_bits + p.wbits
-        res = rq.resources(family)
+        res = requantizer_resources(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits, family)
         rom = self.weight_rom_resources(family)
         if p.groups * p.steps > 1:
             res = res + rom.scaled(p.pe)

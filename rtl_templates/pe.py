@@ -19,12 +19,41 @@ def beat_signature(bits: int, lanes: int) -> stream.Signature:
     return stream.Signature(data.ArrayLayout(signed(bits), lanes))
 
 
+# The attribute holding a PE's signature until its ports are first used.
+_PENDING = "_pe_pending_signature"
+
+
 class ProcessingElement(wiring.Component):
     """Base class of the PE library: the RTL plus its three models.
 
     Subclasses implement all four methods below; the base raises rather than returning a
     made-up number, so a missing model is an error, never a silent zero.
+
+    The ports (the signature's Signals) are created when first used: by elaboration, by
+    ``signature``, or by reading a port. The folding search builds thousands of PEs only to
+    ask their cycle and resource models, and creating a stream port's Signals was most of an
+    estimate's time (EfficientNet-B0: 28 of 53 s).
     """
+
+    def __init__(self, signature=None):
+        self.__dict__[_PENDING] = signature
+
+    def _create_ports(self) -> None:
+        if _PENDING in self.__dict__:
+            wiring.Component.__init__(self, self.__dict__.pop(_PENDING))
+
+    def __getattr__(self, name):
+        # Only called for a missing attribute: a port (or anything else) before the ports
+        # exist creates them and looks again.
+        if _PENDING in self.__dict__:
+            self._create_ports()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def signature(self):
+        self._create_ports()
+        return super().signature
 
     def behaviour(self, *frames):
         """Numpy model: input frames (int64 arrays) to output frame(s), bit-exact."""

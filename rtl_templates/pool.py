@@ -24,7 +24,7 @@ from dataflows.quantize import QPool
 
 from .counter import wrapping_counter
 from .elementwise import check_int
-from .requant import Requantizer
+from .requant import Requantizer, requantizer_resources
 from .pe import ProcessingElement, beat_signature
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 from .rom import lut_ram
@@ -41,13 +41,17 @@ def _check_requant(spec, bits: int, entries: int | None = None) -> None:
         raise ValueError(f"requant bounds must lie in [{qmin}, {qmax}], not [{spec.lo}, {spec.hi}]")
 
 
+def _divisor_spec(spec: nm.RequantSpec, lanes: int) -> nm.RequantSpec:
+    """The divisor entries' constants as channel groups: entry ``e``'s on every lane."""
+    return nm.RequantSpec(np.repeat(spec.multiplier, lanes), np.repeat(spec.shift, lanes),
+                          spec.lo, spec.hi)
+
+
 def _divisor_requantizer(spec: nm.RequantSpec, lanes: int, acc_bits: int,
                          out_bits: int) -> Requantizer:
     """The shared :class:`~rtl_templates.requant.Requantizer` with one "channel group" per
     divisor entry: entry ``e``'s constants on every lane, selected by its ``group`` input."""
-    per_lane = nm.RequantSpec(np.repeat(spec.multiplier, lanes), np.repeat(spec.shift, lanes),
-                              spec.lo, spec.hi)
-    return Requantizer(per_lane, lanes, len(spec), acc_bits, out_bits)
+    return Requantizer(_divisor_spec(spec, lanes), lanes, len(spec), acc_bits, out_bits)
 
 
 @dataclass(frozen=True)
@@ -278,7 +282,8 @@ class Pool(ProcessingElement):
         entry_bits = max(1, (len(p.requant) - 1).bit_length())
         rom = (memory_resources(entry_bits, p.pixels, family) + Resources(ff=entry_bits)
                if len(p.requant) > 1 else Resources())
-        requant = _divisor_requantizer(p.requant, p.simd, p.acc_bits, p.bits).resources(family)
+        requant = requantizer_resources(_divisor_spec(p.requant, p.simd), p.simd,
+                                        len(p.requant), p.acc_bits, p.bits, family)
         lut = p.simd * (p.acc_bits + 2 * p.bits) + 2 * counters
         ff = p.simd * (p.acc_bits + p.bits) + counters + 3
         return rom + requant + Resources(lut=lut, ff=ff)
@@ -426,7 +431,7 @@ class GlobalAvgPool(ProcessingElement):
         counters = max(1, (p.groups - 1).bit_length()) + max(1, (p.height * p.width - 1).bit_length())
         group_bits = max(1, (p.groups - 1).bit_length())
         sums = lutram_luts(p.simd * p.acc_bits, p.groups, family) if p.groups > 1 else 0
-        requant = Requantizer(p.requant, p.simd, 1, p.acc_bits, p.bits).resources(family)
+        requant = requantizer_resources(p.requant, p.simd, 1, p.acc_bits, p.bits, family)
         lut = p.simd * (p.acc_bits + 2 * p.bits) + 2 * counters + sums
         ff = p.simd * (p.acc_bits + p.bits) + counters + group_bits + 3
         return requant + Resources(lut=lut, ff=ff)

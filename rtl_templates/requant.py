@@ -36,7 +36,8 @@ from dataflows import numerics as nm
 from .resources import DeviceFamily, Resources, family, memory_resources
 from .rom import rom_read
 
-__all__ = ["Requantizer", "clamp_flags", "select_clamped",
+__all__ = ["Requantizer", "requantizer_resources", "requantizer_dsps", "clamp_flags",
+           "select_clamped",
            "multiplier_dsps", "maps_to_dsp", "registers_in_dsp",
            "lane_constants", "group_constants", "group_constants_resources"]
 
@@ -228,21 +229,39 @@ class Requantizer(Elaboratable):
 
     def dsps(self, fam: str | DeviceFamily = "7series") -> int:
         """DSP slices of the ``lanes`` requantization multipliers."""
-        return self.lanes * multiplier_dsps(self.acc_bits, M_BITS, fam)
+        return requantizer_dsps(self.lanes, self.acc_bits, fam)
 
     def resources(self, fam: str | DeviceFamily = "7series") -> Resources:
-        """Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter
-        after LUT6 packing, sign-extension check, narrow rounding adder and comparators, bound
-        multiplexer) and the shift, stage-4 and result registers; the accumulator, ``M`` and
-        product registers are the DSP's A/B/P registers where :func:`registers_in_dsp` says
-        so, flip-flops otherwise; the shifted product's register is flip-flops."""
-        prod_bits = self.acc_bits + M_BITS
-        lut = self.lanes * (prod_bits + 2 * self.out_bits + 8)
-        ff = self.lanes * (2 * self.out_bits + 16 + prod_bits) + 5
-        if not maps_to_dsp(self.acc_bits, M_BITS):
-            lut += self.lanes * self.acc_bits * M_BITS
-        if not registers_in_dsp(self.acc_bits, M_BITS, fam):
-            ff += self.lanes * (self.acc_bits + M_BITS + prod_bits)
-        tables = (group_constants_resources(self.multipliers, signed(M_BITS), fam)
-                  + group_constants_resources(self.shifts, unsigned(6), fam))
-        return tables + Resources(dsp=self.dsps(fam), lut=lut, ff=ff)
+        """:func:`requantizer_resources` of this requantizer's parameters."""
+        return requantizer_resources(self.spec, self.lanes, self.groups, self.acc_bits,
+                                     self.out_bits, fam)
+
+
+def requantizer_dsps(lanes: int, acc_bits: int, fam: str | DeviceFamily = "7series") -> int:
+    """DSP slices of a :class:`Requantizer`'s ``lanes`` multipliers (``acc_bits`` x ``M``)."""
+    return lanes * multiplier_dsps(acc_bits, M_BITS, fam)
+
+
+def requantizer_resources(spec: nm.RequantSpec, lanes: int, groups: int, acc_bits: int,
+                          out_bits: int, fam: str | DeviceFamily = "7series") -> Resources:
+    """What a :class:`Requantizer` with these parameters builds, without building it (the
+    cost models of the PEs that own one ask this, many times per fold).
+
+    Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter after
+    LUT6 packing, sign-extension check, narrow rounding adder and comparators, bound
+    multiplexer) and the shift, stage-4 and result registers; the accumulator, ``M`` and
+    product registers are the DSP's A/B/P registers where :func:`registers_in_dsp` says so,
+    flip-flops otherwise; the shifted product's register is flip-flops; the constants' ROMs
+    (:func:`group_constants_resources`)."""
+    prod_bits = acc_bits + M_BITS
+    lut = lanes * (prod_bits + 2 * out_bits + 8)
+    ff = lanes * (2 * out_bits + 16 + prod_bits) + 5
+    if not maps_to_dsp(acc_bits, M_BITS):
+        lut += lanes * acc_bits * M_BITS
+    if not registers_in_dsp(acc_bits, M_BITS, fam):
+        ff += lanes * (acc_bits + M_BITS + prod_bits)
+    tables = (group_constants_resources(lane_constants(spec.multiplier, lanes, groups),
+                                        signed(M_BITS), fam)
+              + group_constants_resources(lane_constants(spec.shift, lanes, groups),
+                                          unsigned(6), fam))
+    return tables + Resources(dsp=requantizer_dsps(lanes, acc_bits, fam), lut=lut, ff=ff)
