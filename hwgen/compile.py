@@ -428,9 +428,8 @@ def _sliced(stage: Stage, lo: int, hi: int) -> Stage:
                    weight_scale=q.weight_scale[lo:hi],
                    requant=RequantSpec(r.multiplier[lo:hi], r.shift[lo:hi], r.lo, r.hi),
                    taps=q.taps, acc_bits=q.acc_bits, bias_clipped=q.bias_clipped)
-    extra = {k: v for k, v in stage.extra.items() if k not in ("units", "weights")}
     return replace(stage, name=f"{stage.name}/out{lo}-{hi - 1}",
-                   out_shape=stage.out_shape._replace(c=hi - lo), qparams=params, extra=extra)
+                   out_shape=stage.out_shape._replace(c=hi - lo), qparams=params, cache={})
 
 
 def _slice_segment(hw: HwGraph, name: str, lo: int, hi: int) -> HwGraph:

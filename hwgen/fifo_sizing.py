@@ -137,7 +137,7 @@ def _fifo_before(hw: HwGraph, join: Stage, port: str, depth: int) -> Stage:
     shape = _port_shape(join, port)
     fifo = Stage(name=f"{join.name}/{port}_fifo", op=Op.FIFO, in_shapes=[shape],
                  out_shape=shape, bits=src.bits, in_bits=[src.bits], simd=join.in_lanes(port),
-                 extra={"depth": max(2, depth)})
+                 fifo_depth=max(2, depth))
     hw.insert_on_edge(prod, join.name, fifo)
     return fifo
 
@@ -169,7 +169,7 @@ def add_input_buffers(hw: HwGraph) -> list[Stage]:
             continue
         fifo = Stage(name=f"{st.name}/i_buffer", op=Op.FIFO, in_shapes=[shape],
                      out_shape=shape, bits=st.in_bits[0], in_bits=[st.in_bits[0]],
-                     simd=st.simd, extra={"depth": 2 * mvu.params.steps + 2})
+                     simd=st.simd, fifo_depth=2 * mvu.params.steps + 2)
         hw.insert_on_edge(prod, st.name, fifo)
         added.append(fifo)
     return added

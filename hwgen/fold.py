@@ -131,7 +131,7 @@ def stage_cycles(stage: Stage, pe: int, simd: int) -> int:
     if op is Op.SPLIT:
         return _beats(in_px, ins.c, simd)
     if op is Op.WIDTH:
-        return _beats(in_px, ins.c, min(simd, stage.extra["simd_in"]))
+        return _beats(in_px, ins.c, min(simd, stage.simd_in))
     return _beats(in_px, ins.c, simd)
 
 
@@ -140,7 +140,7 @@ def _lane_constraint(stage: Stage) -> int:
     if stage.op is Op.CONCAT:
         return math.gcd(*(s.c for s in stage.in_shapes))
     if stage.op is Op.SPLIT:
-        return math.gcd(stage.extra["channels_0"], stage.extra["channels_1"])
+        return math.gcd(*stage.split_channels)
     return stage.in_shapes[0].c
 
 
@@ -229,7 +229,7 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
     design's resources."""
     stages = [st for st in hw.stages() if st.op in (Op.CONV, Op.FC)]
     for st in stages:
-        st.extra.pop("weight_style", None)
+        st.weight_style = MemoryStyle.AUTO
     total = design_resources(hw, family)
     if total.bram18 <= budget.bram18:
         return total
@@ -247,10 +247,10 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
             break
         st = hw.stage(name)
         before = stage_resources(st, family)
-        st.extra["weight_style"] = MemoryStyle.LUT
+        st.weight_style = MemoryStyle.LUT
         after = total - before + stage_resources(st, family)
         if after.lut > budget.lut or after.ff > budget.ff:
-            del st.extra["weight_style"]
+            st.weight_style = MemoryStyle.AUTO
             continue
         total = after
     return total
@@ -295,7 +295,7 @@ class Bottleneck:
     def __str__(self) -> str:
         st = self.stage
         if st.op is Op.WIDTH:
-            return f"stage {st.name!r} (width converter, {st.extra['simd_in']} to {st.simd} lanes)"
+            return f"stage {st.name!r} (width converter, {st.simd_in} to {st.simd} lanes)"
         if st.op is Op.FIFO:
             return f"stage {st.name!r} (FIFO, {st.simd} lanes)"
         fastest = stage_cycles(self.stage, *_fastest_candidate(self.stage))
@@ -501,6 +501,6 @@ def insert_width_converters(hw: HwGraph) -> None:
         for k, lanes in enumerate(steps):
             conv = Stage(name=f"{dst}/{dport}_width{k if len(steps) > 1 else ''}", op=Op.WIDTH,
                          in_shapes=[shape], out_shape=shape, bits=bits, in_bits=[bits],
-                         simd=lanes, extra={"simd_in": lanes_in})
+                         simd=lanes, simd_in=lanes_in)
             hw.insert_on_edge(prev, dst, conv)
             prev, lanes_in = conv.name, lanes

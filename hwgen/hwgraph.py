@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import networkx as nx
 
 from dataflows.layers import TensorShape
+from rtl_templates.resources import MemoryStyle
 
 __all__ = ["Op", "Stage", "ChannelSlice", "HwGraph", "ordered_subgraph", "truncated"]
 
@@ -73,6 +74,22 @@ class Stage:
         lanes of the output beats of CONV/FC/DEPTHWISE (every other op keeps ``simd`` lanes).
     outputs : int
         Output ports (a fork's fan-out, 2 for a split).
+    wbits : int or None
+        Weight bits of a CONV, FC or DEPTHWISE stage.
+    weight_style : MemoryStyle
+        Where a CONV/FC stage's weight ROMs go: AUTO (by size) unless the placement
+        (:func:`hwgen.fold.place_weights`) moved them to LUTs.
+    lut_table : numpy.ndarray or None
+        A LUT stage's outputs for every input code, ascending.
+    split_channels : (int, int) or None
+        A SPLIT stage's channels on ``o0`` and ``o1``.
+    simd_in : int or None
+        A WIDTH stage's input lanes (``simd`` is its output lanes).
+    fifo_depth : int or None
+        A FIFO stage's depth in beats.
+    cache : dict
+        What :mod:`hwgen.units` built for the stage (its PEs by folding, its weight matrix),
+        shared with the stage's copies; not part of what the stage is.
     """
 
     name: str
@@ -87,7 +104,13 @@ class Stage:
     pe: int = 1
     simd: int = 1
     outputs: int = 1
-    extra: dict = field(default_factory=dict)
+    wbits: int | None = None
+    weight_style: MemoryStyle = MemoryStyle.AUTO
+    lut_table: object = None
+    split_channels: tuple[int, int] | None = None
+    simd_in: int | None = None
+    fifo_depth: int | None = None
+    cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def in_ports(self) -> list[str]:
@@ -101,7 +124,7 @@ class Stage:
         if self.op is Op.DEPTHWISE:
             return self.pe
         if self.op is Op.WIDTH:
-            return self.extra["simd_in"]
+            return self.simd_in
         if self.op is Op.CONV:   # a SIMD over kernel columns reads whole pixels
             return min(self.simd, self.in_shapes[0].c)
         return self.simd
@@ -213,7 +236,7 @@ class HwGraph:
         out.graph = self.graph.copy()
         for n in out.graph.nodes:
             st = out.graph.nodes[n]["stage"]
-            out.graph.nodes[n]["stage"] = replace(st, extra=dict(st.extra))
+            out.graph.nodes[n]["stage"] = replace(st)
         return out
 
 

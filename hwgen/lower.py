@@ -115,7 +115,7 @@ def lower_node(q: Q.QuantizedModel, name: str) -> Stage | None:
 
     def stage(op, **kw):
         if op in (Op.CONV, Op.FC, Op.DEPTHWISE):
-            kw["extra"] = {"wbits": q.config.wbits}
+            kw["wbits"] = q.config.wbits
         return Stage(name=name, op=op, in_shapes=list(ins), out_shape=out, bits=bits,
                      in_bits=in_bits, layer=name, spec=layer, qparams=params, **kw)
 
@@ -145,11 +145,11 @@ def lower_node(q: Q.QuantizedModel, name: str) -> Stage | None:
         if isinstance(params, Q.QFused):
             return None
         if isinstance(params, Q.QLut):
-            return stage(Op.LUT, extra={"table": np.asarray(params.table)})
+            return stage(Op.LUT, lut_table=np.asarray(params.table))
         if isinstance(params, Q.QClamp):
             lo, hi = nm.qrange(bits)
             table = np.clip(np.arange(lo, hi + 1), params.lo, params.hi)
-            return stage(Op.LUT, extra={"table": table})
+            return stage(Op.LUT, lut_table=table)
     raise _unsupported(name, layer, "no hardware for this op")
 
 
@@ -175,6 +175,8 @@ def lower(q: Q.QuantizedModel) -> HwGraph:
     model = q.model
     hw = HwGraph(model.name, model.input_shape, q.bits[model.input])
     value_of: dict[str, tuple[str, str]] = {model.input: SOURCE}
+    # Per stage, the value on each input port; streams are made once forks are known.
+    sources: dict[str, dict[str, object]] = {}
     order = model.topological_order()
     consumers: dict[str, list[str]] = {n: [] for n in order}
     for n in order:
@@ -194,11 +196,10 @@ def lower(q: Q.QuantizedModel) -> HwGraph:
             split = hw.add(Stage(
                 name=f"{src}/split", op=Op.SPLIT, in_shapes=[model.out_shape(src)],
                 out_shape=c0, bits=q.bits[src], in_bits=[q.bits[src]], outputs=2,
-                extra={"channels_0": c0.c,
-                       "channels_1": model.out_shape(src).c - c0.c}))
+                split_channels=(c0.c, model.out_shape(src).c - c0.c)))
             for c, p in ports.items():
                 value_of[c] = (split.name, p)
-            _wire(hw, value_of, [src], split)
+            _wire(sources, value_of, [src], split)
             continue
         st = lower_node(q, name)
         if st is None:
@@ -206,26 +207,26 @@ def lower(q: Q.QuantizedModel) -> HwGraph:
             continue
         hw.add(st)
         value_of[name] = (st.name, "o")
-        _wire(hw, value_of, model.inputs_of(name), st)
+        _wire(sources, value_of, model.inputs_of(name), st)
     hw.output = value_of[model.output]
     if hw.output == SOURCE:
         raise LoweringError(f"model {model.name!r} computes nothing in hardware")
-    add_forks(hw)
+    add_forks(hw, sources)
     return hw
 
 
-def _wire(hw: HwGraph, value_of, inputs: list[str], st: Stage) -> None:
-    """Record the streams into ``st``; fan-out is resolved later by :func:`add_forks`."""
+def _wire(sources: dict, value_of, inputs: list[str], st: Stage) -> None:
+    """Record the values into ``st``'s ports; fan-out is resolved by :func:`add_forks`."""
     for value, port in zip(inputs, st.in_ports):
-        st.extra.setdefault("sources", {})[port] = value_of[value]
+        sources.setdefault(st.name, {})[port] = value_of[value]
 
 
-def add_forks(hw: HwGraph) -> None:
-    """Connect every stage to its sources, with a Fork stage where a value feeds several
-    inputs (or feeds the output and a stage)."""
+def add_forks(hw: HwGraph, sources: dict[str, dict[str, object]]) -> None:
+    """Connect every stage to its ``sources`` (per stage, the value on each input port), with
+    a Fork stage where a value feeds several inputs (or feeds the output and a stage)."""
     readers: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for st in hw.stages():
-        for port, src in st.extra.pop("sources").items():
+        for port, src in sources[st.name].items():
             readers.setdefault(src, []).append((st.name, port))
     readers.setdefault(hw.output, []).append(("<output>", "o"))
     for src, dsts in readers.items():
@@ -253,7 +254,7 @@ def _value_shape(hw: HwGraph, src):
         return hw.input_shape, hw.input_bits
     st = hw.stage(src[0])
     if st.op is Op.SPLIT:
-        c = st.extra["channels_0" if src[1] == "o0" else "channels_1"]
+        c = st.split_channels[0 if src[1] == "o0" else 1]
         return st.out_shape._replace(c=c), st.bits
     return st.out_shape, st.bits
 

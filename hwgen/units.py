@@ -22,7 +22,7 @@ from rtl_templates.matrix_vector_unit import MatrixVectorParams, MatrixVectorUni
 from rtl_templates.pe import ProcessingElement
 from rtl_templates.plumbing import (Concat, ConcatParams, Fork, ForkParams, Split, SplitParams)
 from rtl_templates.pool import GlobalAvgPool, GlobalAvgPoolParams, Pool, PoolParams
-from rtl_templates.resources import MemoryStyle, Resources
+from rtl_templates.resources import Resources
 from rtl_templates.sliding_window import SlidingWindow, SlidingWindowParams
 from rtl_templates.width_converter import WidthConverter, WidthConverterParams
 
@@ -51,13 +51,13 @@ def window_lanes(stage: Stage, simd: int) -> tuple[int, int]:
 
 def weights_of(stage: Stage) -> np.ndarray:
     """(cout, taps) weight matrix in the order the MVU reads (taps: ky, kx, channel)."""
-    cached = stage.extra.get("weights")
+    cached = stage.cache.get("weights")
     if cached is None:
         q = stage.qparams
         w = np.asarray(q.weight)
         if w.ndim == 4:
             w = dense_weights(stage.spec, w, stage.in_channels)
-        cached = stage.extra["weights"] = w.reshape(w.shape[0], -1)
+        cached = stage.cache["weights"] = w.reshape(w.shape[0], -1)
     return cached
 
 
@@ -77,8 +77,8 @@ def stage_units(stage: Stage, pe: int | None = None, simd: int | None = None
     (default: the stage's own). Cached: the folding search asks for the same ones often."""
     pe = stage.pe if pe is None else pe
     simd = stage.simd if simd is None else simd
-    cache = stage.extra.setdefault("units", {})
-    key = (pe, simd, stage.extra.get("depth"), stage.extra.get("weight_style"))
+    cache = stage.cache.setdefault("units", {})
+    key = (pe, simd, stage.fifo_depth, stage.weight_style)
     if key not in cache:
         cache[key] = _build(stage, pe, simd)
     return cache[key]
@@ -100,12 +100,12 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
     pixels = out.h * out.w
     if op in (Op.CONV, Op.FC):
         w = weights_of(stage)
-        wbits = stage.extra["wbits"]
+        wbits = stage.wbits
         mvu = MatrixVectorUnit(MatrixVectorParams(
             in_bits=in_bits, out_bits=bits, weights=w, bias=q.bias, requant=q.requant,
             wbits=wbits, acc_bits=_acc_bits(in_bits, wbits, w.shape[1], q.acc_bits),
             pe=pe, simd=simd, pixels=pixels,
-            weight_style=stage.extra.get("weight_style", MemoryStyle.AUTO)))
+            weight_style=stage.weight_style))
         if needs_window(stage):
             lanes, kx_lanes = window_lanes(stage, simd)
             window = _window(stage, lanes, WindowOrder.TAP_MAJOR, kx_lanes=kx_lanes)
@@ -115,7 +115,7 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
         w = np.asarray(q.weight)
         dw = DepthwiseUnit(DepthwiseParams(
             in_bits=in_bits, out_bits=bits, weights=w.reshape(w.shape[0], -1), bias=q.bias,
-            requant=q.requant, wbits=stage.extra["wbits"], acc_bits=q.acc_bits,
+            requant=q.requant, wbits=stage.wbits, acc_bits=q.acc_bits,
             kernel=stage.spec.kernel[0], pe=pe, pixels=pixels))
         return [("window", _window(stage, pe, WindowOrder.CHANNEL_MAJOR)), ("dw", dw)]
     if op in (Op.MAXPOOL, Op.AVGPOOL):
@@ -143,14 +143,14 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
                                                channels_b=b.c, pixels=pixels)))]
     if op is Op.SPLIT:
         return [("split", Split(SplitParams(bits=bits, simd=simd,
-                                            channels_0=stage.extra["channels_0"],
-                                            channels_1=stage.extra["channels_1"],
+                                            channels_0=stage.split_channels[0],
+                                            channels_1=stage.split_channels[1],
                                             pixels=in_pixels)))]
     if op is Op.SHUFFLE:
         return [("shuffle", ChannelShuffle(ChannelShuffleParams(
             bits=bits, simd=simd, channels=out.c, groups=stage.spec.groups, pixels=pixels)))]
     if op is Op.LUT:
-        return [("lut", LutActivation(LutParams(bits=bits, simd=simd, table=stage.extra["table"],
+        return [("lut", LutActivation(LutParams(bits=bits, simd=simd, table=stage.lut_table,
                                                 frame_beats=pixels * out.c // simd)))]
     if op is Op.SCALE:
         return [("scale", ChannelScale(ChannelScaleParams(
@@ -161,9 +161,9 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
                                          pixels=in_pixels, outputs=stage.outputs)))]
     if op is Op.WIDTH:
         return [("width", WidthConverter(WidthConverterParams(
-            bits=bits, simd_in=stage.extra["simd_in"], simd_out=simd, channels=shape.c,
+            bits=bits, simd_in=stage.simd_in, simd_out=simd, channels=shape.c,
             pixels=in_pixels)))]
     if op is Op.FIFO:
-        return [("fifo", Fifo(FifoParams(bits=bits, lanes=simd, depth=stage.extra["depth"],
+        return [("fifo", Fifo(FifoParams(bits=bits, lanes=simd, depth=stage.fifo_depth,
                                          frame_beats=in_pixels * shape.c // simd)))]
     raise AssertionError(f"no units for {op}")

@@ -122,7 +122,7 @@ def test_weights_move_into_luts_when_block_ram_runs_out():
     assert len(parts) == 1
     budget, used = board.budget(), parts[0].resources
     assert used.bram18 <= budget.bram18 and used.lut <= budget.lut
-    moved = [s for s in parts[0].hw.stages() if s.extra.get("weight_style") is MemoryStyle.LUT]
+    moved = [s for s in parts[0].hw.stages() if s.weight_style is MemoryStyle.LUT]
     assert moved
     for st in moved:
         mvu = stage_units(st)[-1][1]

@@ -57,7 +57,7 @@ def widest(tmp_path_factory):
     widest) of every kind."""
     def size(st):
         lanes = st.pe * st.simd
-        return (st.extra["depth"], lanes) if st.op is Op.FIFO else (lanes,)
+        return (st.fifo_depth, lanes) if st.op is Op.FIFO else (lanes,)
 
     out = {}
     for key, (model, options, board) in BUILDS.items():

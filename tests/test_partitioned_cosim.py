@@ -79,8 +79,7 @@ def test_a_fault_in_a_later_partition_is_located(tmp_path):
     convs = [s for s in part.hw.stages() if s.op is Op.CONV]
     faulty = convs[len(convs) // 2]
     faulty.qparams = dataclasses.replace(faulty.qparams, weight=-faulty.qparams.weight)
-    for key in ("units", "weights"):
-        faulty.extra.pop(key, None)
+    faulty.cache.clear()
     where = result.emitted[1].verilog.parent
     shutil.rmtree(where)
     result.emitted[1] = emit(part.hw, where)
