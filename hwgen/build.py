@@ -13,7 +13,7 @@ from pathlib import Path
 from dataflows.quantize import QuantConfig, quantize
 
 from .capacity import check_layers_fit
-from .compile import (Compiled, compile_model, output_partitions, partition_sources,
+from .compile import (Compiled, compile_model, partition_ddr_bytes, partition_ddr_cycles,
                       stage_latency)
 from .emit import Emitted, emit
 from .outputs import check_output_dir, replacing_dir
@@ -124,10 +124,6 @@ def _tensor_bytes(shape, abits: int) -> float:
     return shape.h * shape.w * shape.c * abits / 8
 
 
-def _output_shape(hw):
-    return hw.stage(hw.output[0]).out_shape
-
-
 def frame_rate(clock_mhz: float, cycles_per_frame: int, partitions: int,
                reconfiguration_s: float | None, batch: int) -> float:
     """Frames per second of a design whose partitions run one after another.
@@ -166,15 +162,8 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     says how long that takes and whether it is known)."""
     clock = float(board.clock_mhz)
     graphs = [p.hw for p in parts]
-    sources, last = partition_sources(graphs), set(output_partitions(graphs))
-    # Bytes a partition moves through DDR per frame: its input unless it is the network's,
-    # its output unless it is (part of) the network's; each part of a split layer reads all
-    # of its input.
-    moved = [(_tensor_bytes(p.hw.input_shape, abits) if sources[k] else 0.0)
-             + (0.0 if k in last else _tensor_bytes(_output_shape(p.hw), abits))
-             for k, p in enumerate(parts)]
-    per_cycle = board.ddr_bytes_per_cycle
-    ddr_cycles = [math.ceil(b / per_cycle) if per_cycle else 0 for b in moved]
+    moved = partition_ddr_bytes(graphs, abits)
+    ddr_cycles = partition_ddr_cycles(graphs, abits, board)
     paces = [max(p.cycles_per_frame, d) for p, d in zip(parts, ddr_cycles)]
     cycles = sum(paces)
     reconfiguration = _reconfiguration(board, batch) if len(parts) > 1 else None

@@ -284,14 +284,17 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
         return [c for _, c in _fastest(hw, budget, family, say, progress)]
     reload = board.reconfiguration_seconds
     reload_cycles = 0.0 if reload is None else reload * board.clock_mhz * 1e6 / (batch or 1)
+    ddr = lambda graphs: partition_ddr_cycles(graphs, qmodel.config.abits, board)  # noqa: E731
     return _compile_for_pace(hw, budget, family, _Pace(float(board.clock_mhz), fps), say,
-                             progress, reload_cycles, batch or 1)
+                             progress, reload_cycles, batch or 1, ddr)
 
 
 def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
-                      progress, reload_cycles: float = 0.0, batch: int = 1) -> list[Compiled]:
+                      progress, reload_cycles: float = 0.0, batch: int = 1,
+                      ddr=lambda graphs: [0] * len(graphs)) -> list[Compiled]:
     """The design at ``pace`` with the least hardware (see :func:`compile_model`);
-    ``reload_cycles`` is one partition's bitstream load per frame, in cycles."""
+    ``reload_cycles`` is one partition's bitstream load per frame, in cycles; ``ddr`` gives
+    partitions' DDR cycles (:func:`partition_ddr_cycles`)."""
     target, bottleneck = pace.cycles, fastest_folding(hw)
     if target >= bottleneck.cycles_per_frame:
         whole = _at_pace(hw, budget, family, target, progress)
@@ -307,18 +310,28 @@ def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
             f"no design fits the budget at any pace ({exc})",
             target_cycles=target, fastest_cycles=None,
             fastest_folding_cycles=bottleneck.cycles_per_frame, needs=None) from exc
-    fastest = sum(c.cycles_per_frame for _, c in pieces)
+    waits = ddr([p for p, _ in pieces])
+    compute = [c.cycles_per_frame for _, c in pieces]
+    fastest = sum(max(c, d) for c, d in zip(compute, waits))
     if fastest <= target and len(pieces) > 1 and reload_cycles:
         loading = math.ceil(len(pieces) * reload_cycles)
         target -= loading
         if fastest > target:
             raise _reload_unreachable(pace, len(pieces), loading, fastest, batch)
+    if sum(compute) <= target < fastest:
+        waiting = ", ".join(str(k) for k, (c, d) in enumerate(zip(compute, waits)) if d > c)
+        raise PaceUnreachableError(
+            f"{pace.requested()} is out of reach: the partitions' fastest compute takes "
+            f"{_cycles(sum(compute))} per frame, but moving activations through the board's "
+            f"DDR makes partition {waiting} wait, {pace.figure(fastest)} in all",
+            target_cycles=pace.cycles, fastest_cycles=fastest,
+            fastest_folding_cycles=bottleneck.cycles_per_frame, needs=None)
     if fastest > target:
         raise _unreachable(hw, budget, family, pace, bottleneck, [c for _, c in pieces])
     if len(pieces) == 1:
         # The target's own folding is over budget, yet the fastest design meets it.
         return [_meeting(pieces[0][1])]
-    shares = [c.cycles_per_frame * target // fastest for _, c in pieces]
+    shares = _shares(compute, waits, target)
     say(f"partition paces {', '.join(f'{t:,}' for t in shares)} cycles per frame")
     return [_at_pace(p, budget, family, t, progress) or _meeting(c)
             for (p, c), t in zip(pieces, shares)]
@@ -538,6 +551,46 @@ def partition_sources(graphs: list[HwGraph]) -> list[list[int]]:
 def output_partitions(graphs: list[HwGraph]) -> list[int]:
     """The partitions whose outputs, concatenated along channels, are the network's output."""
     return _groups(graphs)[-1]
+
+
+def _tensor_bytes(shape, abits: int) -> float:
+    return shape.h * shape.w * shape.c * abits / 8
+
+
+def partition_ddr_bytes(graphs: list[HwGraph], abits: int) -> list[float]:
+    """Bytes each partition moves through DDR per frame: its input unless it is the
+    network's, its output unless it is (part of) the network's; each part of a split layer
+    reads all of its input. One partition moves none."""
+    if len(graphs) == 1:
+        return [0.0]
+    sources, last = partition_sources(graphs), set(output_partitions(graphs))
+    return [(_tensor_bytes(g.input_shape, abits) if sources[k] else 0.0)
+            + (0.0 if k in last else _tensor_bytes(g.stage(g.output[0]).out_shape, abits))
+            for k, g in enumerate(graphs)]
+
+
+def partition_ddr_cycles(graphs: list[HwGraph], abits: int, board) -> list[int]:
+    """Cycles each partition's DDR traffic (:func:`partition_ddr_bytes`) takes at the board's
+    DDR bytes per cycle; a partition runs at the larger of that and its compute cycles."""
+    per_cycle = board.ddr_bytes_per_cycle
+    return [math.ceil(b / per_cycle) if per_cycle else 0
+            for b in partition_ddr_bytes(graphs, abits)]
+
+
+def _shares(fastest: list[int], ddr: list[int], target: int) -> list[int]:
+    """Each partition's compute cycles when ``target`` is shared out: a partition that waits
+    for DDR anyway (its DDR cycles at least its share) gets its DDR cycles, the others share
+    the rest in proportion to their fastest."""
+    waits = [d >= f for f, d in zip(fastest, ddr)]
+    while True:
+        left = target - sum(d for d, w in zip(ddr, waits) if w)
+        free = sum(f for f, w in zip(fastest, waits) if not w)
+        shares = [d if w else (f * left // free if free else f)
+                  for f, d, w in zip(fastest, ddr, waits)]
+        more = [w or s < d for s, d, w in zip(shares, ddr, waits)]
+        if more == waits:
+            return shares
+        waits = more
 
 
 def stage_latency(hw: HwGraph) -> int:

@@ -15,8 +15,8 @@ from boards import get_board
 from dataflows.quantize import QuantConfig, quantize
 from dataflows.source import load_model
 from hwgen.cli import main
-from hwgen.compile import (LayerTooLargeError, compile_model, output_partitions,
-                           partition_sources)
+from hwgen.compile import (LayerTooLargeError, PaceUnreachableError, _shares, compile_model,
+                           output_partitions, partition_sources)
 from hwgen.fifo_sizing import JOINS
 from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
 from hwgen.hwgraph import Op
@@ -185,6 +185,31 @@ def test_a_partition_faster_than_its_ddr_traffic_runs_at_the_ddr_pace():
     limited = [d["index"] for d in details if d["ddr_cycles"] > d["cycles_per_frame"]]
     assert limited and report["ddr_limited"] == limited
     assert report["bandwidth"]["board_ddr_mbps"] == board.ddr_gbps * 1e3
+
+
+def test_a_pace_counts_the_partitions_ddr_waits():
+    # The same ECP5 design: asked for a rate between its compute's fastest and its fastest
+    # with the DDR waits, it is refused naming the waiting partition; just under the latter it
+    # is met, the waiting partition folded down to its DDR time.
+    board = get_board("ecp5-85f")
+    q = quantized("squeezenet1_1", resolution=32)
+    fastest = make_report("squeezenet1_1", board, q.model, compile_model(q, board), 8)
+    compute = sum(d["cycles_per_frame"] for d in fastest["partition_details"])
+    assert compute < fastest["cycles_per_frame"]
+    clock = board.clock_mhz * 1e6
+    between = clock / ((compute + fastest["cycles_per_frame"]) // 2)
+    with pytest.raises(PaceUnreachableError, match="DDR makes partition 5 wait"):
+        compile_model(q, board, fps=between)
+    fps = clock / (fastest["cycles_per_frame"] + 10)
+    report = make_report("squeezenet1_1", board, q.model, compile_model(q, board, fps=fps), 8)
+    assert report["fps"] >= fps
+
+
+def test_the_pace_shared_out_gives_a_waiting_partition_its_ddr_time():
+    assert _shares([100, 100, 10], [0, 0, 50], 300) == [125, 125, 50]
+    # A share that would fall under its DDR time is the DDR time; the rest is re-shared.
+    assert _shares([100, 10], [0, 40], 150) == [110, 40]
+    assert _shares([100, 100], [0, 0], 400) == [200, 200]
 
 
 def test_a_partitioned_design_counts_its_bitstream_loads():
