@@ -120,10 +120,6 @@ def _multipliers(hw) -> int:
     return total
 
 
-def _tensor_bytes(shape, abits: int) -> float:
-    return shape.h * shape.w * shape.c * abits / 8
-
-
 def frame_rate(clock_mhz: float, cycles_per_frame: int, partitions: int,
                reconfiguration_s: float | None, batch: int) -> float:
     """Frames per second of a design whose partitions run one after another.

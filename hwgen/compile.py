@@ -15,6 +15,7 @@ one and what limits it.
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass, replace
 from numbers import Real
 
@@ -284,14 +285,13 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
         return [c for _, c in _fastest(hw, budget, family, say, progress)]
     reload = board.reconfiguration_seconds
     reload_cycles = 0.0 if reload is None else reload * board.clock_mhz * 1e6 / (batch or 1)
-    ddr = lambda graphs: partition_ddr_cycles(graphs, qmodel.config.abits, board)  # noqa: E731
+    ddr = partial(partition_ddr_cycles, abits=qmodel.config.abits, board=board)
     return _compile_for_pace(hw, budget, family, _Pace(float(board.clock_mhz), fps), say,
                              progress, reload_cycles, batch or 1, ddr)
 
 
 def _compile_for_pace(hw: HwGraph, budget: Resources, family, pace: _Pace, say,
-                      progress, reload_cycles: float = 0.0, batch: int = 1,
-                      ddr=lambda graphs: [0] * len(graphs)) -> list[Compiled]:
+                      progress, reload_cycles: float, batch: int, ddr) -> list[Compiled]:
     """The design at ``pace`` with the least hardware (see :func:`compile_model`);
     ``reload_cycles`` is one partition's bitstream load per frame, in cycles; ``ddr`` gives
     partitions' DDR cycles (:func:`partition_ddr_cycles`)."""
@@ -341,7 +341,7 @@ def _reload_unreachable(pace: _Pace, partitions: int, loading: int, fastest: int
                         batch: int) -> PaceUnreachableError:
     """The error for a pace the partitions' compute could reach but not with their bitstream
     loads on top."""
-    best = batch * pace.clock_mhz * 1e6 / (loading * batch + fastest * batch)
+    best = pace.clock_mhz * 1e6 / (loading + fastest)
     per = "frame" if batch == 1 else f"batch of {batch}"
     return PaceUnreachableError(
         f"{pace.requested()} is out of reach: the design runs in {partitions} partitions whose "
