@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.host.pynq_partitions import chain_input
 from dataflows.golden import run_quantized
 from hwgen.outputs import write_file_atomically
 from rtl_templates.beats import frame_to_beats
@@ -116,15 +117,6 @@ def output_layer(hw) -> str | None:
     return hw.stage(name).layer
 
 
-def _inputs(images, outputs: list[list[np.ndarray]], sources: list[int]) -> list[np.ndarray]:
-    """A partition's input frames: the network's images, or its sources' outputs
-    concatenated along channels (the parts of a split layer)."""
-    if not sources:
-        return images
-    return [np.concatenate([outputs[j][f] for j in sources], axis=-1)
-            for f in range(len(images))]
-
-
 def _wanted(golden: list[dict], hw, layer: str | None) -> list[np.ndarray] | None:
     """The golden frames a partition must output: the tensor at its cut (``layer``, or the one
     leaving ``hw``), only its channels for a part of a split layer; None if no model tensor
@@ -181,11 +173,14 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
         # Generous: squeeze-excite networks hold many frames in flight (EfficientNet-B0: ~25).
         limit = (2 * latency + pace * (frames + 4)) * 4 + 200_000
         say(f"streaming {frames} frames through {named or 'the design '}at full rate")
-        clean = _stream(exe, emitted, _inputs(images, clean_out, sources[k]), where,
+        # The partition's input frames as the board's host program chains them.
+        in_shape = tuple(part.hw.input_shape)
+        clean = _stream(exe, emitted, chain_input(images, clean_out, sources[k], in_shape), where,
                         max_cycles=limit)
         say(f"streaming {frames} frames with idle {idle} and backpressure {backpressure}")
-        rough = _stream(exe, emitted, _inputs(images, rough_out, sources[k]), where, idle=idle,
-                        backpressure=backpressure, seed=seed + 1 + k, max_cycles=limit * 4)
+        rough = _stream(exe, emitted, chain_input(images, rough_out, sources[k], in_shape), where,
+                        idle=idle, backpressure=backpressure, seed=seed + 1 + k,
+                        max_cycles=limit * 4)
         runs += [clean, rough]
         shape = tuple(part.hw.stage(part.hw.output[0]).out_shape)
         clean_out.append([o.reshape(shape) for o in clean.outputs])

@@ -37,10 +37,12 @@ __all__ = ["PartitionedAccelerator", "chain_input", "network_output", "main"]
 PLAN = "partitions.json"
 
 
-def chain_input(images: list[np.ndarray], outputs: dict[int, list[np.ndarray]],
-                sources: list[int], input_shape) -> list[np.ndarray]:
+def chain_input(images: list[np.ndarray], outputs, sources: list[int],
+                input_shape) -> list[np.ndarray]:
     """A partition's input frames: the network's ``images`` (no sources), or its sources'
-    outputs concatenated along channels, shaped as the partition's input."""
+    outputs concatenated along channels, shaped as the partition's input. ``outputs[j]`` is
+    partition ``j``'s output frames (a dict here, a list in the co-simulation, which calls
+    this so that both chain the same way)."""
     if not sources:
         return list(images)
     return [np.concatenate([outputs[j][f] for j in sources], axis=-1).reshape(input_shape)
