@@ -19,7 +19,8 @@ from pathlib import Path
 from amaranth.back import rtlil, verilog
 
 from rtl_templates.axis_top import TOP_NAME, AxiStreamTop, to_verilog
-from rtl_templates.rom import ROM_VERILOG, RomFiles, external_roms
+from rtl_templates.library import library_verilog
+from rtl_templates.rom import RomFiles, external_roms
 
 from .accelerator import AcceleratorShell, StageBlock, verilog_name
 from .hwgraph import HwGraph
@@ -45,13 +46,14 @@ class Emitted:
 _HW: HwGraph | None = None   # the graph being emitted, inherited by forked workers
 
 
-def _stage_rtlil(name: str) -> tuple[str, dict[str, str]]:
-    """One stage's RTLIL (elaborated in Python) and the weight files its ROMs load."""
+def _stage_rtlil(name: str) -> tuple[str, RomFiles]:
+    """One stage's RTLIL (elaborated in Python), with the weight files its ROMs load and the
+    multiplier shapes it instantiates."""
     roms = RomFiles("weights/")
     with external_roms(roms):
         text = rtlil.convert(StageBlock(_HW.stage(name)), name=verilog_name(name),
                              emit_src=False)
-    return text, roms.files
+    return text, roms
 
 
 def _netlist_size(stage) -> int:
@@ -183,9 +185,11 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
             converted = "".join(map(_rtlil_to_verilog, runs))
     finally:
         _HW = None
-    files: dict[str, str] = {}
+    collected = RomFiles("weights/")
     for _, roms in results:
-        files.update(roms)
+        collected.files.update(roms.files)
+        collected.multipliers |= roms.multipliers
+    files = collected.files
     # Group the modules by stage, in stage order (a stage's submodules are named after it).
     by_stage: dict[str, list[str]] = {verilog_name(n): [] for n in names}
     for module in _modules(converted):
@@ -208,7 +212,8 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
     comment = "".join(f"// {line}\n" for line in header.splitlines())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{TOP_NAME}.v"
-    path.write_text(comment + text + "".join(stage_text[n] for n in names) + "\n" + ROM_VERILOG)
+    path.write_text(comment + text + "".join(stage_text[n] for n in names) + "\n"
+                    + library_verilog(collected))
     wdir = out_dir / "weights"
     wdir.mkdir(exist_ok=True)
     for old in wdir.glob("rom_*.hex"):

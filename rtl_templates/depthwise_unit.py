@@ -11,9 +11,9 @@ Pipeline (one enable ``adv``: the output FIFO's ``w_rdy``, a function of its lev
 
 0. issue: tap and group counters, weight-ROM address;
 1. input beat register, weight-ROM data (one ROM per lane, ``(C/pe) * K*K`` x ``wbits``);
-2. product registers (``pe`` DSPs);
-3. accumulators (``bias + product`` on a group's first tap);
-4-6. requantizer; then a 2-entry output FIFO.
+2-4. products (``pe`` of them, :func:`~rtl_templates.multiplier.registered_product`);
+5. accumulators (``bias + product`` on a group's first tap);
+then the requantizer and a 2-entry output FIFO.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from dataflows import numerics as nm
 from dataflows import tensor_ops as ops
 
 from .counter import wrapping_counter
+from .multiplier import PRODUCT_STAGES, product_cost, registered_product
 from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
                                  pack_rom)
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
-                      lane_constants, multiplier_dsps, registers_in_dsp)
+                      lane_constants)
 from .rom import banked_rom_read, rom_resources
 from .resources import DeviceFamily, Resources, lutram_luts
 
@@ -130,7 +131,7 @@ class DepthwiseUnit(ProcessingElement):
 
     #: Cycles from the transfer of a group's last tap to its output transfer: stages 1-4, the
     #: requantizer, the FIFO write and read.
-    PIPELINE = 4 + Requantizer.LATENCY + 1
+    PIPELINE = 2 + PRODUCT_STAGES + Requantizer.LATENCY + 1
 
     def __init__(self, params: DepthwiseParams):
         if not isinstance(params, DepthwiseParams):
@@ -174,35 +175,38 @@ class DepthwiseUnit(ProcessingElement):
                 continue
             weights.append(banked_rom_read(m, f"weights_lane{k}", p.wbits, words, addr, adv))
 
-        # Stage 1: input register, beside the weight ROM's output register. Stage 2: the
-        # multiplier's input registers (a block RAM's output is slow, 5.6 ns clock-to-out for
-        # an ECP5 DP16KD, too slow to feed a multiplier in the same cycle). Stage 3: products.
-        # Stage 4: accumulators.
+        # Stage 1: input register, beside the weight ROM's output register. Stages 2-4: the
+        # products (registered_product: the operand registers take a block RAM's slow output,
+        # 5.6 ns clock-to-out for an ECP5 DP16KD). Stage 5: accumulators.
         x1 = Signal(data.ArrayLayout(signed(p.in_bits), pe))
-        v1, first1, last1, v2, first2, last2 = (Signal() for _ in range(6))
-        v3, first3, last3, v4, done4 = (Signal() for _ in range(5))
-        g1, g2, g3, g4 = (Signal.like(group) for _ in range(4))
+        v1, first1, last1, g1 = Signal(), Signal(), Signal(), Signal.like(group)
         with m.If(adv):
             m.d.sync += [v1.eq(issue), first1.eq(taps.first), last1.eq(taps.last),
-                         g1.eq(group), x1.eq(self.i.payload),
-                         v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
-                         v3.eq(v2), first3.eq(first2), last3.eq(last2), g3.eq(g2),
-                         v4.eq(v3), done4.eq(v3 & last3), g4.eq(g3)]
-        m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
-        # The biases of group g3, read at g2 (the ROM's output register is the stage-3 one).
-        bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
-                               g2, adv)
-        for k in range(pe):
-            a2 = Signal(signed(p.in_bits), name=f"a2_lane{k}")
-            w2 = Signal(signed(p.wbits), name=f"w2_lane{k}")
-            prod3 = Signal(signed(p.in_bits + p.wbits), name=f"prod3_lane{k}")
-            acc4 = Signal(signed(p.acc_bits), name=f"acc4_lane{k}")
+                         g1.eq(group), x1.eq(self.i.payload)]
+        ctl = [(v1, first1, last1, g1)]
+        for t in range(2, 2 + PRODUCT_STAGES):
+            regs = (Signal(name=f"v{t}"), Signal(name=f"first{t}"), Signal(name=f"last{t}"),
+                    Signal.like(group, name=f"g{t}"))
             with m.If(adv):
-                m.d.sync += [a2.eq(x1[k]), w2.eq(weights[k].as_signed()), prod3.eq(a2 * w2)]
-                with m.If(v3):
-                    m.d.sync += acc4.eq(Mux(first3, bias[k], acc4) + prod3)
-            m.d.comb += rq.acc[k].eq(acc4)
-        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v4 & done4), rq.group.eq(g4),
+                m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
+            ctl.append(regs)
+        v_prod, first_prod, last_prod, g_prod = ctl[-1]
+        v_acc, done, g_acc = Signal(), Signal(), Signal.like(group)
+        with m.If(adv):
+            m.d.sync += [v_acc.eq(v_prod), done.eq(v_prod & last_prod), g_acc.eq(g_prod)]
+        m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
+        # The biases of group g_prod, read a stage earlier (the ROM's output register is the
+        # product stage's).
+        bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
+                               ctl[-2][3], adv)
+        for k in range(pe):
+            product = registered_product(m, f"product_lane{k}", x1[k], weights[k].as_signed(),
+                                         adv)
+            acc = Signal(signed(p.acc_bits), name=f"acc_lane{k}")
+            with m.If(adv & v_prod):
+                m.d.sync += acc.eq(Mux(first_prod, bias[k], acc) + product)
+            m.d.comb += rq.acc[k].eq(acc)
+        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v_acc & done), rq.group.eq(g_acc),
                      out_fifo.w_en.eq(adv & rq.result_valid),
                      out_fifo.w_data.eq(rq.result.as_value())]
         return m
@@ -240,13 +244,12 @@ class DepthwiseUnit(ProcessingElement):
         output FIFO in LUT RAM; the biases, a ROM of ``groups`` x ``pe * acc_bits`` unless
         constant (:func:`~rtl_templates.requant.group_constants_resources`). LUT: accumulators
         ``pe * acc_bits``, counters and control ~30. FF: control ~30
-        plus the accumulators ``pe * acc_bits`` (yosys folds input, weight, product and
-        accumulator registers into the DSPs' A/B/M/P registers where
-        :func:`~rtl_templates.requant.registers_in_dsp` says so).
+        plus the accumulators ``pe * acc_bits`` and the products'
+        (:func:`~rtl_templates.multiplier.product_cost`).
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
         p = self.params
-        mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
+        product = product_cost(p.in_bits, p.wbits, PRODUCT_STAGES, family)
         res = requantizer_resources(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits, family)
         if p.groups * p.taps > 1:
             res = res + rom_resources(p.wbits, p.groups * p.taps, family).scaled(p.pe)
@@ -254,9 +257,6 @@ class DepthwiseUnit(ProcessingElement):
                                               signed(p.acc_bits), family)
         lut = (p.pe * p.acc_bits
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
-        ff = 30
-        if not mul_dsp:
-            lut += p.pe * p.in_bits * p.wbits
-        if not registers_in_dsp(p.in_bits, p.wbits, family):
-            ff += p.pe * (3 * p.in_bits + 3 * p.wbits + p.acc_bits)
-        return res + Resources(dsp=p.pe * mul_dsp, lut=lut, ff=ff)
+        lut += p.pe * product.lut
+        ff = 30 + p.pe * (p.in_bits + p.acc_bits + sum(product.operand_ff) + product.ff)
+        return res + Resources(dsp=p.pe * product.dsp, lut=lut, ff=ff)

@@ -20,9 +20,9 @@ from amaranth.lib.wiring import In, Out
 from dataflows import numerics as nm
 
 from .counter import wrapping_counter
+from .multiplier import PRODUCT_STAGES, product_cost, registered_product
 from .pe import ProcessingElement, beat_signature
-from .requant import (Requantizer, clamp_flags, multiplier_dsps, requantizer_resources,
-                      select_clamped)
+from .requant import Requantizer, clamp_flags, requantizer_resources, select_clamped
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 from .rom import lut_ram
 
@@ -88,14 +88,30 @@ def _is_trivial_constant(m: int) -> bool:
     return m == 0 or m & (m - 1) == 0
 
 
+def _scaled(m: Module, name: str, x, multiplier: int, en) -> Signal:
+    """``x * multiplier`` :data:`~rtl_templates.multiplier.PRODUCT_STAGES` enabled cycles
+    later: a :func:`~rtl_templates.multiplier.registered_product`, or for a trivial constant
+    (wiring, no multiplier) the product through as many registers."""
+    factor = Const(multiplier, signed(nm.MULT_BITS + 1))
+    if not _is_trivial_constant(multiplier):
+        return registered_product(m, name, x, factor, en)
+    value = x * factor
+    for t in range(PRODUCT_STAGES):
+        delayed = Signal(signed(len(x) + len(factor)), name=f"{name}_{t + 1}")
+        with m.If(en):
+            m.d.sync += delayed.eq(value)
+        value = delayed
+    return value
+
+
 class Add(ProcessingElement):
     """Residual add of two streams at different scales, requantized to a third.
 
-    Pipeline: products ``a*Ma``, ``b*Mb`` (stage 1), their sum (stage 2), the rounded sum's
-    narrow terms (stage 3, :func:`~rtl_templates.requant.clamp_flags` on the sum shifted by
-    the constant ``shift - 1``), then the choice between the rounded value and a bound as
-    logic on the stage-3 registers. A beat transfers only when both inputs are valid and the
-    pipeline advances. Latency 3, one beat per cycle. (Rounding and clamping on the sum in
+    Pipeline: products ``a*Ma``, ``b*Mb`` (stages 1-3, :func:`_scaled`), their sum (stage
+    4), the rounded sum's narrow terms (stage 5, :func:`~rtl_templates.requant.clamp_flags` on
+    the sum shifted by the constant ``shift - 1``), then the choice between the rounded value
+    and a bound as logic on the stage-5 registers. A beat transfers only when both inputs are
+    valid and the pipeline advances. Latency 5, one beat per cycle. (Rounding and clamping on the sum in
     one cycle was four LUT levels on UltraScale+, where 250 MHz allows three.)
 
     Parameters
@@ -118,17 +134,16 @@ class Add(ProcessingElement):
         m.d.comb += [self.a.ready.eq(self.b.valid & advance),
                      self.b.ready.eq(self.a.valid & advance)]
         pbits = p.bits + nm.MULT_BITS + 1
-        prod_valid, sum_valid, out_valid = Signal(), Signal(), Signal()
-        m.d.comb += self.o.valid.eq(out_valid)
+        valid = [take] + [Signal(name=f"v{t}") for t in range(1, self.latency() + 1)]
+        m.d.comb += self.o.valid.eq(valid[-1])
         with m.If(advance):
-            m.d.sync += [prod_valid.eq(take), sum_valid.eq(prod_valid), out_valid.eq(sum_valid)]
+            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
         for k in range(p.simd):
-            pa, pb = Signal(signed(pbits), name=f"pa{k}"), Signal(signed(pbits), name=f"pb{k}")
+            pa = _scaled(m, f"pa{k}", self.a.payload[k], p.multiplier_a, advance)
+            pb = _scaled(m, f"pb{k}", self.b.payload[k], p.multiplier_b, advance)
             total = Signal(signed(pbits + 1), name=f"sum{k}")
             with m.If(advance):
-                m.d.sync += [pa.eq(self.a.payload[k] * Const(p.multiplier_a, signed(nm.MULT_BITS + 1))),
-                             pb.eq(self.b.payload[k] * Const(p.multiplier_b, signed(nm.MULT_BITS + 1))),
-                             total.eq(pa + pb)]
+                m.d.sync += total.eq(pa + pb)
             flags = {"fits": Signal(name=f"fits{k}"), "negative": Signal(name=f"negative{k}"),
                      "under": Signal(name=f"under{k}"), "over": Signal(name=f"over{k}"),
                      "rounded": Signal(p.bits, name=f"rounded{k}")}
@@ -146,17 +161,22 @@ class Add(ProcessingElement):
         return self.params.frame_beats
 
     def latency(self) -> int:
-        return 3  # product register, sum register, rounding and clamp terms
+        return PRODUCT_STAGES + 2  # the products, the sum register, rounding and clamp terms
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """Per lane: a DSP per non-trivial constant product; LUTs: sum, rounding, clamp."""
+        """Per lane: a product per non-trivial constant (:func:`_scaled`); LUTs: sum,
+        rounding, clamp; FF: the trivial products' delay lines, sum and clamp registers."""
         p = self.params
         pbits = p.bits + nm.MULT_BITS + 1
+        product = product_cost(p.bits, nm.MULT_BITS + 1, PRODUCT_STAGES, family)
         mults = sum(not _is_trivial_constant(mm) for mm in (p.multiplier_a, p.multiplier_b))
-        dsp = p.simd * mults * multiplier_dsps(p.bits, nm.MULT_BITS + 1, family)
+        # A constant operand's register is a constant: synthesis removes it.
+        per_product = Resources(dsp=product.dsp, lut=product.lut,
+                                ff=product.operand_ff[0] + product.ff)
         lut = p.simd * (pbits + 2 * p.bits + (pbits if mults < 2 else 0)) + 4
-        ff = p.simd * (3 * pbits + 1 + p.bits + 4) + 3
-        return Resources(dsp=dsp, lut=lut, ff=ff)
+        ff = (p.simd * ((2 - mults) * PRODUCT_STAGES * pbits + pbits + 1 + p.bits + 4)
+              + self.latency())
+        return per_product.scaled(p.simd * mults) + Resources(lut=lut, ff=ff)
 
 
 # -- LutActivation ------------------------------------------------------------------------------
@@ -291,9 +311,10 @@ class ChannelScale(ProcessingElement):
     The gate (``C/simd`` beats per frame) is stored in one of two banks of a LUT RAM, read
     asynchronously at the pixel beat's channel group. While frame ``n`` is scaled, frame
     ``n+1``'s gate loads into the other bank, so frames follow back to back. ``a`` is accepted
-    only once its frame's gate is complete. Pipeline: ``x * g`` (stage 1), then the compute
-    PEs' :class:`~rtl_templates.requant.Requantizer` with the channel group's constants.
-    Latency (from ``a``'s first transfer) ``1 + Requantizer.LATENCY``.
+    only once its frame's gate is complete. Pipeline: ``x * g`` (a
+    :func:`~rtl_templates.multiplier.registered_product`), then the compute PEs'
+    :class:`~rtl_templates.requant.Requantizer` with the channel group's constants.
+    Latency (from ``a``'s first transfer) ``PRODUCT_STAGES + Requantizer.LATENCY``.
 
     Parameters
     ----------
@@ -345,20 +366,21 @@ class ChannelScale(ProcessingElement):
                     with m.If(rsel == bank):
                         m.d.sync += full[bank].eq(0)
 
-        # x * g registered (stage 1), then the compute PEs' pipelined requantizer with the
+        # x * g (registered_product), then the compute PEs' pipelined requantizer with the
         # constants of the beat's channel group: rounding and clamp as logic after the
         # product register measured 3.32 levels, over UltraScale+'s three.
-        prod_valid, group_1 = Signal(), Signal.like(group, name="group_1")
-        with m.If(advance):
-            m.d.sync += [prod_valid.eq(take), group_1.eq(group)]
+        prod_valid, prod_group = take, group
+        for t in range(1, PRODUCT_STAGES + 1):
+            valid_t, group_t = Signal(name=f"v{t}"), Signal.like(group, name=f"group_{t}")
+            with m.If(advance):
+                m.d.sync += [valid_t.eq(prod_valid), group_t.eq(prod_group)]
+            prod_valid, prod_group = valid_t, group_t
         m.submodules.requant = rq = Requantizer(p.requant, p.simd, g_count, 2 * p.bits, p.bits)
-        m.d.comb += [rq.en.eq(advance), rq.valid.eq(prod_valid), rq.group.eq(group_1),
+        m.d.comb += [rq.en.eq(advance), rq.valid.eq(prod_valid), rq.group.eq(prod_group),
                      self.o.valid.eq(rq.result_valid), self.o.payload.eq(rq.result)]
         for k in range(p.simd):
             head = gates_r.data[k * p.bits:(k + 1) * p.bits].as_signed()
-            xg = Signal(signed(2 * p.bits), name=f"xg{k}")
-            with m.If(advance):
-                m.d.sync += xg.eq(self.a.payload[k] * head)
+            xg = registered_product(m, f"xg{k}", self.a.payload[k], head, advance)
             m.d.comb += rq.acc[k].eq(xg)
         return m
 
@@ -373,7 +395,7 @@ class ChannelScale(ProcessingElement):
         return p.height * p.width * p.groups  # the next gate loads during the current frame
 
     def latency(self) -> int:
-        return 1 + Requantizer.LATENCY  # from a's first transfer: x*g register, requantizer
+        return PRODUCT_STAGES + Requantizer.LATENCY  # from a's first transfer: x*g, requantizer
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """Per lane the x*g multiplier and its register; the requantizer's model; the two gate
@@ -383,6 +405,8 @@ class ChannelScale(ProcessingElement):
         counters = 2 * max(1, (p.height * p.width * p.groups).bit_length()) + 8
         lut = (p.simd * 2 * p.bits + counters
                + lutram_luts(p.simd * p.bits, 2 * p.groups, family))
-        ff = p.simd * 2 * p.bits + counters
-        dsp = p.simd * multiplier_dsps(p.bits, p.bits, family)
-        return requant + Resources(dsp=dsp, lut=lut, ff=ff)
+        product = product_cost(p.bits, p.bits, PRODUCT_STAGES, family)
+        lut += p.simd * product.lut
+        ff = (p.simd * (sum(product.operand_ff) + product.ff) + counters
+              + PRODUCT_STAGES * (1 + max(1, (p.groups - 1).bit_length())))
+        return requant + Resources(dsp=p.simd * product.dsp, lut=lut, ff=ff)

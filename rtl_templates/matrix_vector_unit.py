@@ -13,12 +13,12 @@ function of the FIFO level register only, so ``o.ready`` never reaches ``i.ready
 
 0. issue: step counters, input transfer, buffer write, weight-ROM and buffer read addresses;
 1. input beat register / buffer read data, weight-ROM data;
-2. multiplier input registers;
-3. product registers (``pe * simd`` DSPs);
-4. adder tree over the ``simd`` products of each PE row, a register after each of its
+2-4. products (``pe * simd`` of them, :func:`~rtl_templates.multiplier.registered_product`:
+   operand registers, the DSPs' input and product registers);
+5. adder tree over the ``simd`` products of each PE row, a register after each of its
    ``ceil(log2(simd))`` levels (:func:`adder_tree`);
-5. accumulator (loaded with ``bias + sum`` on a group's first step);
-then the requantizer's five stages and a 2-entry output FIFO.
+6. accumulator (loaded with ``bias + sum`` on a group's first step);
+then the requantizer's stages and a 2-entry output FIFO.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from dataflows import tensor_ops as ops
 
 from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
 from .counter import wrapping_counter
+from .multiplier import PRODUCT_STAGES, product_cost, registered_product
 from .pe import ProcessingElement, beat_signature
 from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
-                      lane_constants, multiplier_dsps, registers_in_dsp)
+                      lane_constants)
 from .rom import banked_rom_read, rom_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
                         lutram_luts, memory_resources)
@@ -209,8 +210,9 @@ class MatrixVectorUnit(ProcessingElement):
         #: Register stages of the adder tree (stage 4).
         self.tree_stages = adder_tree_stages(params.simd)
         #: Cycles from the transfer (issue) of a group's last step to its output transfer:
-        #: stages 1-3, the tree's, the accumulator, the requantizer, the FIFO write and read.
-        self.pipeline = 4 + self.tree_stages + Requantizer.LATENCY + 1
+        #: stage 1, the products', the tree's, the accumulator, the requantizer, the FIFO
+        #: write and read.
+        self.pipeline = 2 + PRODUCT_STAGES + self.tree_stages + Requantizer.LATENCY + 1
         super().__init__({"i": In(beat_signature(params.in_bits, params.simd)),
                           "o": Out(beat_signature(params.out_bits, params.pe))})
 
@@ -226,7 +228,6 @@ class MatrixVectorUnit(ProcessingElement):
         m = Module()
         p = self.params
         G, S, pe, simd = p.groups, p.steps, p.pe, p.simd
-        prod_bits = p.in_bits + p.wbits
 
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=p.out_bits * pe,
                                                           depth=OUTPUT_FIFO_DEPTH)
@@ -279,48 +280,45 @@ class MatrixVectorUnit(ProcessingElement):
         else:
             acts1 = x1
 
-        # Stage 2: multiplier input registers. Stage 3: products.
-        v2, first2, last2, v3, first3, last3 = (Signal() for _ in range(6))
-        g2, g3 = Signal.like(group), Signal.like(group)
-        a2 = [Signal(signed(p.in_bits), name=f"a2_{j}") for j in range(simd)]
-        w2 = [[Signal(signed(p.wbits), name=f"w2_pe{r}_{j}") for j in range(simd)] for r in range(pe)]
-        p3 = [[Signal(signed(prod_bits), name=f"p3_pe{r}_{j}") for j in range(simd)] for r in range(pe)]
-        with m.If(adv):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), g2.eq(g1),
-                         v3.eq(v2), first3.eq(first2), last3.eq(last2), g3.eq(g2)]
-            for j in range(simd):
-                m.d.sync += a2[j].eq(acts1[j * p.in_bits:(j + 1) * p.in_bits].as_signed())
-            for r in range(pe):
-                for j in range(simd):
-                    m.d.sync += [w2[r][j].eq(roms[r][j * p.wbits:(j + 1) * p.wbits].as_signed()),
-                                 p3[r][j].eq(a2[j] * w2[r][j])]
-
-        # Stage 4: adder trees, a register after each level (self.tree_stages of them), the
-        # control delayed alongside. Stage 5: accumulators (bias on a group's first step).
-        ctl = [(v3, first3, last3, g3)]
-        for t in range(1, self.tree_stages + 1):
-            regs = (Signal(name=f"v4_{t}"), Signal(name=f"first4_{t}"), Signal(name=f"last4_{t}"),
-                    Signal.like(group, name=f"g4_{t}"))
+        # Stages 2-4: the products (registered_product: operand, multiplier input and product
+        # registers), the control delayed alongside.
+        ctl = [(v1, first1, last1, g1)]
+        for t in range(2, 2 + PRODUCT_STAGES):
+            regs = (Signal(name=f"v{t}"), Signal(name=f"first{t}"), Signal(name=f"last{t}"),
+                    Signal.like(group, name=f"g{t}"))
             with m.If(adv):
                 m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
             ctl.append(regs)
-        v4, first4, last4, g4 = ctl[-1]
-        v5, done5 = Signal(), Signal()
-        g5 = Signal.like(group)
+        products = [[registered_product(m, f"product_pe{r}_{j}",
+                                        acts1[j * p.in_bits:(j + 1) * p.in_bits],
+                                        roms[r][j * p.wbits:(j + 1) * p.wbits], adv)
+                     for j in range(simd)] for r in range(pe)]
+
+        # Stage 5: adder trees, a register after each level (self.tree_stages of them), the
+        # control delayed alongside. Stage 6: accumulators (bias on a group's first step).
+        for t in range(1, self.tree_stages + 1):
+            regs = (Signal(name=f"v_tree{t}"), Signal(name=f"first_tree{t}"),
+                    Signal(name=f"last_tree{t}"), Signal.like(group, name=f"g_tree{t}"))
+            with m.If(adv):
+                m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
+            ctl.append(regs)
+        v_sum, first_sum, last_sum, g_sum = ctl[-1]
+        v_acc, done = Signal(), Signal()
+        g_acc = Signal.like(group)
         m.submodules.requant = rq = Requantizer(p.requant, pe, G, p.acc_bits, p.out_bits)
-        # The biases of group g4, read a stage earlier (the ROM's output register is the last
+        # The biases of group g_sum, read a stage earlier (the ROM's output register is the last
         # tree stage's).
         bias = group_constants(m, "biases", lane_constants(p.bias, pe, G), signed(p.acc_bits),
                                ctl[-2][3], adv)
         with m.If(adv):
-            m.d.sync += [v5.eq(v4), done5.eq(v4 & last4), g5.eq(g4)]
+            m.d.sync += [v_acc.eq(v_sum), done.eq(v_sum & last_sum), g_acc.eq(g_sum)]
         for r in range(pe):
-            acc5 = Signal(signed(p.acc_bits), name=f"acc5_pe{r}")
-            s4 = adder_tree(m, list(p3[r]), p.acc_bits, f"tree_pe{r}", adv)
-            with m.If(adv & v4):
-                m.d.sync += acc5.eq(Mux(first4, bias[r], acc5) + s4)
-            m.d.comb += rq.acc[r].eq(acc5)
-        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v5 & done5), rq.group.eq(g5),
+            acc = Signal(signed(p.acc_bits), name=f"acc_pe{r}")
+            total = adder_tree(m, products[r], p.acc_bits, f"tree_pe{r}", adv)
+            with m.If(adv & v_sum):
+                m.d.sync += acc.eq(Mux(first_sum, bias[r], acc) + total)
+            m.d.comb += rq.acc[r].eq(acc)
+        m.d.comb += [rq.en.eq(adv), rq.valid.eq(v_acc & done), rq.group.eq(g_acc),
                      out_fifo.w_en.eq(adv & rq.result_valid),
                      out_fifo.w_data.eq(rq.result.as_value())]
         return m
@@ -362,13 +360,13 @@ class MatrixVectorUnit(ProcessingElement):
         FF: input and buffer registers, the ROM's output registers when it is logic (one per
         bank: :func:`~rtl_templates.rom.rom_resources`), the adder
         trees' registers (every level's, :func:`adder_tree_register_bits`) and accumulators
-        ``pe * acc_bits``, control ~30; the multiplier input and
-        product registers are the DSPs' own (A/B/M/P) where
-        :func:`~rtl_templates.requant.registers_in_dsp` says so.
+        ``pe * acc_bits``, control ~30; the products'
+        (:func:`~rtl_templates.multiplier.product_cost`; the activation's operand register
+        is shared by the ``pe`` rows once synthesis merges the identical flip-flops).
         Checked against yosys ``synth_xilinx`` in the ``synth`` tests.
         """
         p = self.params
-        mul_dsp = multiplier_dsps(p.in_bits, p.wbits, family)
+        product = product_cost(p.in_bits, p.wbits, PRODUCT_STAGES, family)
         prod_bits = p.in_bits + p.wbits
         res = requantizer_resources(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits, family)
         rom = self.weight_rom_resources(family)
@@ -382,11 +380,12 @@ class MatrixVectorUnit(ProcessingElement):
                + lutram_luts(p.pe * p.out_bits, OUTPUT_FIFO_DEPTH, family) + 30)
         tree_ff = p.pe * adder_tree_register_bits(p.simd, prod_bits, p.acc_bits)
         ff = p.simd * p.in_bits * (2 if p.groups > 1 else 1) + tree_ff + p.pe * p.acc_bits + 30
-        if not mul_dsp:
-            lut += p.pe * p.simd * p.in_bits * p.wbits
-        if not registers_in_dsp(p.in_bits, p.wbits, family):
-            ff += p.simd * p.in_bits + p.pe * p.simd * (p.wbits + prod_bits)
-        return res + Resources(dsp=self.multipliers() * mul_dsp, lut=lut, ff=ff)
+        lut += self.multipliers() * product.lut
+        ff += (p.simd * product.operand_ff[0]
+               + self.multipliers() * (product.operand_ff[1] + product.ff))
+        # 3 control bits and the group per product stage
+        ff += PRODUCT_STAGES * (3 + max(1, (p.groups - 1).bit_length()))
+        return res + Resources(dsp=self.multipliers() * product.dsp, lut=lut, ff=ff)
 
     def weight_rom_resources(self, family: str | DeviceFamily = "7series") -> Resources:
         """One PE row's weight ROM, ``groups * steps`` x ``simd * wbits``, as placed, with

@@ -6,15 +6,17 @@ per output channel. Lane ``k`` of a beat tagged with group ``g`` is channel ``g 
 
 The pipeline has no handshake of its own: every register moves when ``en`` is high, and a
 ``valid`` bit travels alongside, so the owning PE stalls it together with the rest of its
-datapath. Stages (:data:`Requantizer.LATENCY` = 5):
+datapath. Stages (:data:`Requantizer.LATENCY` = 8):
 
-1. register ``acc``, ``M[ch]`` and ``shift[ch] - 1`` (the multiplier's input registers);
-2. register ``acc * M`` (the product register: with 1 the DSP48's AREG/BREG/MREG-PREG);
-3. register the product shifted right by ``shift - 1`` (a barrel shifter);
-4. on the shifted product's low ``out_bits + 2`` bits only, register the rounded value and
+1. register ``acc``, and look ``M[ch]`` and ``shift[ch] - 1`` up (a registered ROM read);
+2-5. ``acc * M``, a :func:`~rtl_templates.multiplier.registered_product` of
+   :data:`~rtl_templates.multiplier.WIDE_PRODUCT_STAGES` (the accumulator is wider than one
+   ECP5 multiplier: its pieces' sum takes the fourth stage), the shift amount delayed beside it;
+6. register the product shifted right by ``shift - 1`` (a barrel shifter);
+7. on the shifted product's low ``out_bits + 2`` bits only, register the rounded value and
    its comparisons with the bounds, and whether the high bits are a plain sign extension
    (:func:`clamp_flags`);
-5. select the rounded value or a bound (one LUT a bit) and register it.
+8. select the rounded value or a bound (one LUT a bit) and register it.
 
 The shift has a stage of its own because shifter, rounding adder and clamp comparators in one
 cycle were the deepest path of every compute PE (six LUT levels into a 42-bit carry chain);
@@ -25,53 +27,21 @@ where the clock allows four.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from amaranth.hdl import Const, Elaboratable, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data
 
 from dataflows import numerics as nm
 
-from .resources import DeviceFamily, Resources, family, memory_resources
+from .multiplier import WIDE_PRODUCT_STAGES, product_cost, registered_product
+from .resources import DeviceFamily, Resources, memory_resources
 from .rom import rom_read
 
 __all__ = ["Requantizer", "requantizer_resources", "requantizer_dsps", "clamp_flags",
-           "select_clamped",
-           "multiplier_dsps", "maps_to_dsp", "registers_in_dsp",
-           "lane_constants", "group_constants", "group_constants_resources"]
+           "select_clamped", "lane_constants", "group_constants", "group_constants_resources"]
 
 #: Width of ``M`` as a signed DSP operand (``M < 2**15`` plus a sign bit).
 M_BITS = nm.MULT_BITS + 1
-#: yosys ``synth_xilinx`` keeps products narrower than this many bits in LUTs (DSP_Y_MINWIDTH).
-DSP_MIN_PRODUCT_BITS = 9
-
-
-def maps_to_dsp(a_bits: int, b_bits: int) -> bool:
-    """Whether the tools put an ``a_bits`` x ``b_bits`` signed product in DSP slices."""
-    return a_bits + b_bits >= DSP_MIN_PRODUCT_BITS and min(a_bits, b_bits) >= 2
-
-
-def registers_in_dsp(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> bool:
-    """Whether an ``a_bits`` x ``b_bits`` product's input, product and accumulator registers
-    are the DSP slice's own rather than flip-flops: the product maps to DSPs
-    (:func:`maps_to_dsp`) on a family whose synthesis folds them
-    (:attr:`~rtl_templates.resources.DeviceFamily.dsp_registers`)."""
-    return maps_to_dsp(a_bits, b_bits) and family(fam).dsp_registers
-
-
-def multiplier_dsps(a_bits: int, b_bits: int, fam: str | DeviceFamily = "7series") -> int:
-    """DSP slices of one signed ``a_bits`` x ``b_bits`` multiplier (tiled when wider).
-
-    Zero when the product is too narrow to be worth a DSP (:func:`maps_to_dsp`).
-    """
-    if not maps_to_dsp(a_bits, b_bits):
-        return 0
-    da, db = family(fam).dsp_widths
-    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
-    return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(a / db) * math.ceil(b / da))
-
-
 def clamp_flags(shifted, lo: int, hi: int, out_bits: int) -> dict:
     """The terms of ``clamp((shifted + 1) >> 1, lo, hi)`` from narrow logic, for a register
     stage (``shifted`` is the product already shifted right by ``shift - 1``).
@@ -173,7 +143,7 @@ class Requantizer(Elaboratable):
         ``valid`` delayed by :data:`LATENCY` enabled cycles.
     """
 
-    LATENCY = 5
+    LATENCY = 1 + WIDE_PRODUCT_STAGES + 3
 
     def __init__(self, spec: nm.RequantSpec, lanes: int, groups: int, acc_bits: int,
                  out_bits: int):
@@ -196,34 +166,40 @@ class Requantizer(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         s = self.spec
-        prod_bits = self.acc_bits + M_BITS
-        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
+        valid = [self.valid] + [Signal(name=f"v{t}") for t in range(1, self.LATENCY)]
         with m.If(self.en):
-            m.d.sync += [v1.eq(self.valid), v2.eq(v1), v3.eq(v2), v4.eq(v3),
-                         self.result_valid.eq(v4)]
-        # Stage 1 registers: the ROM's output register holds M and shift - 1 of the group.
+            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
+            m.d.sync += self.result_valid.eq(valid[-1])
+        # Stage 1 registers: the ROM's output register holds M of the group. The shift is
+        # looked up with the group delayed, so that it arrives beside the product.
         m1 = group_constants(m, "multipliers", self.multipliers, signed(M_BITS),
                              self.group, self.en)
-        sh1 = group_constants(m, "shifts", [[x - 1 for x in col] for col in self.shifts],
-                              unsigned(6), self.group, self.en)
+        product_stage = 1 + WIDE_PRODUCT_STAGES
+        group = self.group
+        for t in range(1, product_stage):
+            delayed = Signal.like(self.group, name=f"group{t}")
+            with m.If(self.en):
+                m.d.sync += delayed.eq(group)
+            group = delayed
+        shifts = group_constants(m, "shifts", [[x - 1 for x in col] for col in self.shifts],
+                                 unsigned(6), group, self.en)
         for k in range(self.lanes):
             acc1 = Signal(signed(self.acc_bits), name=f"acc1_lane{k}")
-            prod2 = Signal(signed(prod_bits), name=f"prod2_lane{k}")
-            sh2 = Signal(unsigned(6), name=f"shamt2_lane{k}")
-            shifted3 = Signal(signed(prod_bits), name=f"shifted3_lane{k}")
-            flags4 = {"fits": Signal(name=f"fits4_lane{k}"),
-                      "negative": Signal(name=f"negative4_lane{k}"),
-                      "under": Signal(name=f"under4_lane{k}"),
-                      "over": Signal(name=f"over4_lane{k}"),
-                      "rounded": Signal(self.out_bits, name=f"rounded4_lane{k}")}
-            terms = clamp_flags(shifted3, s.lo, s.hi, self.out_bits)
+            with m.If(self.en):
+                m.d.sync += acc1.eq(self.acc[k])
+            prod = registered_product(m, f"product_lane{k}", acc1, m1[k], self.en,
+                                      WIDE_PRODUCT_STAGES)
+            shamt = shifts[k]
+            shifted = Signal.like(prod, name=f"shifted{product_stage + 1}_lane{k}")
+            flags = {name: Signal(self.out_bits if name == "rounded" else 1,
+                                  name=f"{name}{product_stage + 2}_lane{k}")
+                     for name in ("fits", "negative", "under", "over", "rounded")}
+            terms = clamp_flags(shifted, s.lo, s.hi, self.out_bits)
             with m.If(self.en):
                 m.d.sync += [
-                    acc1.eq(self.acc[k]),
-                    prod2.eq(acc1 * m1[k]), sh2.eq(sh1[k]),
-                    shifted3.eq(prod2 >> sh2),
-                    *(flags4[name].eq(terms[name]) for name in flags4),
-                    self.result[k].eq(select_clamped(flags4, s.lo, s.hi)),
+                    shifted.eq(prod >> shamt),
+                    *(flags[name].eq(terms[name]) for name in flags),
+                    self.result[k].eq(select_clamped(flags, s.lo, s.hi)),
                 ]
         return m
 
@@ -239,7 +215,7 @@ class Requantizer(Elaboratable):
 
 def requantizer_dsps(lanes: int, acc_bits: int, fam: str | DeviceFamily = "7series") -> int:
     """DSP slices of a :class:`Requantizer`'s ``lanes`` multipliers (``acc_bits`` x ``M``)."""
-    return lanes * multiplier_dsps(acc_bits, M_BITS, fam)
+    return lanes * product_cost(acc_bits, M_BITS, WIDE_PRODUCT_STAGES, fam).dsp
 
 
 def requantizer_resources(spec: nm.RequantSpec, lanes: int, groups: int, acc_bits: int,
@@ -247,19 +223,17 @@ def requantizer_resources(spec: nm.RequantSpec, lanes: int, groups: int, acc_bit
     """What a :class:`Requantizer` with these parameters builds, without building it (the
     cost models of the PEs that own one ask this, many times per fold).
 
-    Multipliers, plus per lane ~``prod_bits + 2 * out_bits + 8`` LUTs (barrel shifter after
-    LUT6 packing, sign-extension check, narrow rounding adder and comparators, bound
-    multiplexer) and the shift, stage-4 and result registers; the accumulator, ``M`` and
-    product registers are the DSP's A/B/P registers where :func:`registers_in_dsp` says so,
-    flip-flops otherwise; the shifted product's register is flip-flops; the constants' ROMs
-    (:func:`group_constants_resources`)."""
+    Per lane: the product (:func:`~rtl_templates.multiplier.product_cost`); ~``prod_bits +
+    2 * out_bits + 8`` LUTs (barrel shifter after LUT6 packing, sign-extension check, narrow
+    rounding adder and comparators, bound multiplexer); the accumulator register, the shifted
+    product's, stage-7 and result registers. Shared: the valid bits' and the group's delay
+    lines, the constants' ROMs (:func:`group_constants_resources`)."""
     prod_bits = acc_bits + M_BITS
-    lut = lanes * (prod_bits + 2 * out_bits + 8)
-    ff = lanes * (2 * out_bits + 16 + prod_bits) + 5
-    if not maps_to_dsp(acc_bits, M_BITS):
-        lut += lanes * acc_bits * M_BITS
-    if not registers_in_dsp(acc_bits, M_BITS, fam):
-        ff += lanes * (acc_bits + M_BITS + prod_bits)
+    product = product_cost(acc_bits, M_BITS, WIDE_PRODUCT_STAGES, fam)
+    lut = lanes * (prod_bits + 2 * out_bits + 8 + product.lut)
+    ff = (lanes * (acc_bits + prod_bits + out_bits + 4 + out_bits + sum(product.operand_ff)
+                   + product.ff)
+          + Requantizer.LATENCY + WIDE_PRODUCT_STAGES * max(1, (groups - 1).bit_length()))
     tables = (group_constants_resources(lane_constants(spec.multiplier, lanes, groups),
                                         signed(M_BITS), fam)
               + group_constants_resources(lane_constants(spec.shift, lanes, groups),

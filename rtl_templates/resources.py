@@ -59,10 +59,6 @@ class DeviceFamily:
         Words of a ROM in logic that one output bit reads through the slice's own
         multiplexers, without a LUT of multiplexing: 64, one LUT6 (the Xilinx flow here maps
         no MUXF7/F8), or four LUT4s with a PFUMX and an L6MUX21 on ECP5.
-    dsp_registers : bool
-        Whether synthesis folds a multiplier's input, product and accumulator registers into
-        the DSP slice (yosys's ``xilinx_dsp`` pass, Vivado); ``synth_ecp5`` has no such pass,
-        so on ECP5 they stay flip-flops beside the MULT18X18D.
     """
 
     name: str
@@ -71,7 +67,6 @@ class DeviceFamily:
     lutram_bits: int = 64
     mux_inputs: int = 4
     rom_tree_words: int = 64
-    dsp_registers: bool = True
 
 
 _XILINX_BRAM18 = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
@@ -80,8 +75,7 @@ FAMILIES = {
     "7series": DeviceFamily("7series", _XILINX_BRAM18, (25, 18)),
     "ultrascale": DeviceFamily("ultrascale", _XILINX_BRAM18, (27, 18)),
     # ECP5: one EBR is 18 Kb with the same shapes; MULT18X18D; LUT4 distributed RAM is 16x1.
-    "ecp5": DeviceFamily("ecp5", _XILINX_BRAM18, (18, 18), lutram_bits=16, mux_inputs=2,
-                         dsp_registers=False),
+    "ecp5": DeviceFamily("ecp5", _XILINX_BRAM18, (18, 18), lutram_bits=16, mux_inputs=2),
 }
 
 

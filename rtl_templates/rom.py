@@ -26,7 +26,7 @@ from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resource
                         memory_resources, mux_luts)
 
 __all__ = ["RomFiles", "external_roms", "rom_read", "banked_rom_read", "rom_banks",
-           "rom_resources", "ROM_BANK_WORDS", "block_ram", "lut_ram", "ROM_VERILOG"]
+           "rom_resources", "active_rom_files", "ROM_BANK_WORDS", "block_ram", "lut_ram", "ROM_VERILOG"]
 
 #: Words of one bank of a ROM in logic: 256 words are two LUT6 levels (four 64-word LUTs and
 #: a 4:1 multiplexer). A deeper ROM in one piece is a multiplexer tree behind its address
@@ -97,6 +97,9 @@ class RomFiles:
     ----------
     files : dict[str, str]
         File name (content-addressed, so the same weights give the same name) to hex text.
+    multipliers : set of (int, int, int)
+        The ``(a_bits, b_bits, stages)`` shapes of the multipliers elaborated
+        (:func:`rtl_templates.multiplier.multiplier_verilog` writes their modules).
     """
 
     def __init__(self, prefix: str = "weights/"):
@@ -104,6 +107,7 @@ class RomFiles:
             raise TypeError(f"prefix must be a str, not {prefix!r}")
         self.prefix = prefix
         self.files: dict[str, str] = {}
+        self.multipliers: set[tuple[int, int, int]] = set()
 
     def add(self, width: int, words) -> str:
         """Record ``words`` and return the path the Verilog should load."""
@@ -130,6 +134,12 @@ def external_roms(files: RomFiles):
         yield files
     finally:
         _ACTIVE.reset(token)
+
+
+def active_rom_files() -> RomFiles | None:
+    """The collector of the enclosing :func:`external_roms` (the whole-design emission), where
+    the multipliers become module instances too (:mod:`rtl_templates.multiplier`), or None."""
+    return _ACTIVE.get()
 
 
 def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,

@@ -224,9 +224,12 @@ def netlist_depth(netlist: dict, top: str) -> tuple[float, list[str]]:
     return depth[max(depth, key=depth.get)], path[::-1]
 
 
-def _script(body: str, top: str) -> str:
+def _script(body: str, top: str, family: str) -> str:
     # Only the top: the cell libraries synth_xilinx reads hold processes write_json refuses.
-    return (f"read_rtlil stage.il; read_verilog roms.v; {body.format(top=top)}; "
+    from rtl_templates.multiplier import verilog_defines
+
+    defines = "".join(f"-D{name} " for name in verilog_defines(family))
+    return (f"read_rtlil stage.il; read_verilog {defines}roms.v; {body.format(top=top)}; "
             f"select {top}; write_json -selected netlist.json")
 
 
@@ -247,7 +250,7 @@ def _run_yosys(folder: Path, script: str, timeout_s: float) -> tuple[subprocess.
     return proc, log
 
 
-def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
+def _synthesize(rtlil: str, library: str, files: dict[str, str], top: str, family: str,
                 timeout_s: float, only: str | None = None) -> tuple[float, list[str], str]:
     """Exact levels, the critical path's cells and the name of the script that synthesized
     it (:func:`sim.synth.family_scripts`: the fallback runs only when the default fails;
@@ -256,12 +259,10 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
     if not scripts:
         raise ValueError(f"no yosys script {only!r} for {family}; known: "
                          f"{', '.join(name for name, _ in family_scripts(family))}")
-    from rtl_templates.rom import ROM_VERILOG
-
     with tempfile.TemporaryDirectory(prefix="hwgen-depth-") as tmp:
         folder = Path(tmp)
         (folder / "stage.il").write_text(rtlil)
-        (folder / "roms.v").write_text(ROM_VERILOG)
+        (folder / "roms.v").write_text(library)
         (folder / "weights").mkdir()
         for name, text in files.items():
             (folder / "weights" / name).write_text(text)
@@ -269,20 +270,21 @@ def _synthesize(rtlil: str, files: dict[str, str], top: str, family: str,
         failures = []
         for name, body in scripts:
             out.unlink(missing_ok=True)
-            proc, log = _run_yosys(folder, _script(body, top), timeout_s)
+            proc, log = _run_yosys(folder, _script(body, top, family), timeout_s)
             if proc.returncode == 0 and out.exists():
                 return (*netlist_depth(json.loads(out.read_text()), top), name)
             failures.append(f"[{name} script, exit {proc.returncode}]\n{(log + proc.stderr)[-3000:]}")
         raise LogicDepthError(f"yosys failed on {top}:\n" + "\n".join(failures))
 
 
-def rtlil_logic_depth(text: str, top: str, family: str, files: dict[str, str] | None = None,
+def rtlil_logic_depth(text: str, top: str, family: str, roms=None,
                       script: str | None = None) -> tuple[float, list[str]]:
     """Exact LUT levels and the critical path's cell types of module ``top`` in RTLIL
     ``text`` after yosys synthesis for ``family`` (uncached; :func:`stage_logic_depth` is the
-    cached per-stage form). ``files`` (ROM contents by name) go in a ``weights/`` folder
-    beside it. ``script`` runs only that one of :func:`sim.synth.family_scripts` (default:
-    the first that succeeds).
+    cached per-stage form). ``roms`` (the :class:`~rtl_templates.rom.RomFiles` that the
+    elaboration collected, if any) gives the ROM contents, in a ``weights/`` folder beside
+    it, and the modules the stage instantiates. ``script`` runs only that one of
+    :func:`sim.synth.family_scripts` (default: the first that succeeds).
 
     Raises
     ------
@@ -291,13 +293,18 @@ def rtlil_logic_depth(text: str, top: str, family: str, files: dict[str, str] | 
     LogicDepthError
         If yosys fails or the netlist cannot be measured.
     """
-    exact, path, _ = _synthesize(text, files or {}, top, yosys_family(family), timeout_s=1800,
-                                 only=script)
+    from rtl_templates.library import library_verilog
+    from rtl_templates.rom import RomFiles
+
+    roms = roms if roms is not None else RomFiles()
+    exact, path, _ = _synthesize(text, library_verilog(roms), roms.files, top,
+                                 yosys_family(family), timeout_s=1800, only=script)
     return exact, path
 
 
-def _stage_rtlil(stage) -> tuple[str, str, dict[str, str]]:
-    """The stage's top-module name, RTLIL and weight files, elaborated as hwgen.emit does."""
+def _stage_rtlil(stage):
+    """The stage's top-module name, RTLIL and collected :class:`~rtl_templates.rom.RomFiles`
+    (weight files, multiplier shapes), elaborated as hwgen.emit does."""
     from hwgen.accelerator import StageBlock, verilog_name
     from rtl_templates.rom import RomFiles, external_roms
 
@@ -305,7 +312,7 @@ def _stage_rtlil(stage) -> tuple[str, str, dict[str, str]]:
     roms = RomFiles("weights/")
     with external_roms(roms):
         text = rtlil.convert(StageBlock(stage), name=top, emit_src=False)
-    return top, text, roms.files
+    return top, text, roms
 
 
 @dataclass(frozen=True)
@@ -316,20 +323,23 @@ class _DepthJob:
     family: str
     top: str
     text: str
+    library: str
     files: dict[str, str]
     cached: Path
 
     @classmethod
     def of(cls, stage, family: str) -> _DepthJob:
-        from rtl_templates.rom import ROM_VERILOG
+        from rtl_templates.library import library_verilog
 
         fam = yosys_family(family)
-        top, text, files = _stage_rtlil(stage)
+        top, text, roms = _stage_rtlil(stage)
+        library = library_verilog(roms)
         key = hashlib.sha256("\0".join(
-            [*(_script(body, top) for _, body in family_scripts(fam)), ROM_VERILOG, text,
-             *(f"{k}\n{v}" for k, v in sorted(files.items()))]
+            [*(_script(body, top, fam) for _, body in family_scripts(fam)), library, text,
+             *(f"{k}\n{v}" for k, v in sorted(roms.files.items()))]
         ).encode()).hexdigest()
-        return cls(stage.name, fam, top, text, files, cache_root() / "depth" / f"{key}.json")
+        return cls(stage.name, fam, top, text, library, roms.files,
+                   cache_root() / "depth" / f"{key}.json")
 
     def known(self) -> int | None:
         """The cached levels, or None."""
@@ -337,7 +347,8 @@ class _DepthJob:
 
     def run(self, timeout_s: float = 1800) -> int:
         """Synthesize, measure, cache; the levels rounded up."""
-        exact, path, script = _synthesize(self.text, self.files, self.top, self.family, timeout_s)
+        exact, path, script = _synthesize(self.text, self.library, self.files, self.top,
+                                          self.family, timeout_s)
         levels = math.ceil(exact - 1e-9)
         self.cached.parent.mkdir(parents=True, exist_ok=True)
         partial = self.cached.with_suffix(f".{self.cached.stem[:8]}.{threading.get_ident()}.partial")
@@ -413,7 +424,9 @@ def ecp5_stage_fmax(stage, freq_mhz: float = 100, timeout_s: float = 1800) -> di
         If a tool fails or the report has no clock.
     """
     from hwgen.accelerator import StageBlock, verilog_name
-    from rtl_templates.rom import ROM_VERILOG, RomFiles, external_roms
+    from rtl_templates.library import library_verilog
+    from rtl_templates.multiplier import ECP5_DEFINE
+    from rtl_templates.rom import RomFiles, external_roms
 
     top = verilog_name(stage.name)
     roms = RomFiles("weights/")
@@ -423,12 +436,12 @@ def ecp5_stage_fmax(stage, freq_mhz: float = 100, timeout_s: float = 1800) -> di
     with tempfile.TemporaryDirectory(prefix="hwgen-fmax-") as tmp:
         folder = Path(tmp)
         (folder / "stage.il").write_text(text)
-        (folder / "roms.v").write_text(ROM_VERILOG + _wrapper(block, top))
+        (folder / "roms.v").write_text(library_verilog(roms) + _wrapper(block, top))
         (folder / "weights").mkdir()
         for name, hex_text in roms.files.items():
             (folder / "weights" / name).write_text(hex_text)
-        script = ("read_rtlil stage.il; read_verilog roms.v; synth_ecp5 -top calib; "
-                  "write_json calib.json")
+        script = (f"read_rtlil stage.il; read_verilog -D{ECP5_DEFINE} roms.v; "
+                  "synth_ecp5 -top calib; write_json calib.json")
         runs = [[*yosys_command(), "-q", "-l", "yosys.log", "-p", script],
                 [_nextpnr(), "--85k", "--package", "CABGA381", "--freq", f"{freq_mhz:g}",
                  "--lpf-allow-unconstrained", "--timing-allow-fail", "--json", "calib.json",

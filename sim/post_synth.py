@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hwgen.outputs import write_file_atomically
 from rtl_templates.axis_top import TOP_NAME
+from rtl_templates.multiplier import ECP5_DEFINE
 
 from .cells.ecp5_dp16kd import dp16kd_model
 from .synth import yosys_command
@@ -60,7 +61,7 @@ def ecp5_netlist(verilog: Path, out_dir: Path) -> Path:
     netlist.parent.mkdir(parents=True, exist_ok=True)
     # The WebAssembly yosys sees only the folder it runs in: write there, then move.
     partial = verilog.parent / f".{netlist.name}.{os.getpid()}.partial"
-    script = (f"read_verilog {verilog.name}; synth_ecp5 -top {TOP_NAME}; "
+    script = (f"read_verilog -D{ECP5_DEFINE} {verilog.name}; synth_ecp5 -top {TOP_NAME}; "
               f"write_verilog -noattr {partial.name}")
     proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=verilog.parent,
                           capture_output=True, text=True)

@@ -100,10 +100,14 @@ def _summary(cells: dict) -> dict:
 
 
 def _run(folder: Path, source: str, top: str, family: str, timeout_s: float) -> dict:
+    from rtl_templates.multiplier import verilog_defines
+
     stat = ".hwgen-synth-stat.json"
     path = folder / stat
+    defines = "".join(f"-D{name} " for name in verilog_defines(family))
     for _, body in family_scripts(family):
-        script = f"read_verilog {source}; {body.format(top=top)}; tee -q -o {stat} stat -json"
+        script = (f"read_verilog {defines}{source}; {body.format(top=top)}; "
+                  f"tee -q -o {stat} stat -json")
         proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=folder,
                               capture_output=True, text=True, timeout=timeout_s)
         if proc.returncode == 0 and path.exists():

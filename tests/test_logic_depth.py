@@ -99,12 +99,12 @@ def test_fallback_script_measures_as_the_default(widest):
     # it must give the same depth, so a fallback measurement is one of the same kind.
     from sim.logic_depth import _stage_rtlil, rtlil_logic_depth
 
-    top, text, files = _stage_rtlil(widest["squeezenet-zcu104"]["maxpool"])
-    default = rtlil_logic_depth(text, top, "xcup", files, script="default")
-    fallback = rtlil_logic_depth(text, top, "xcup", files, script="no-lutpack")
+    top, text, roms = _stage_rtlil(widest["squeezenet-zcu104"]["maxpool"])
+    default = rtlil_logic_depth(text, top, "xcup", roms, script="default")
+    fallback = rtlil_logic_depth(text, top, "xcup", roms, script="no-lutpack")
     assert default[0] == pytest.approx(fallback[0]) and default[0] >= 1
     with pytest.raises(ValueError, match="no yosys script 'abc9' for xcup; known: default, no-lutpack"):
-        rtlil_logic_depth(text, top, "xcup", files, script="abc9")
+        rtlil_logic_depth(text, top, "xcup", roms, script="abc9")
 
 
 def _cell(kind, ins, outs):

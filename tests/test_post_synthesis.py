@@ -40,6 +40,8 @@ def test_synthesized_netlist_is_bit_exact(design):
     netlist = ecp5_netlist(design / "hwgen_top.v", cache / "netlists")
     text = netlist.read_text()
     assert "DP16KD" in text and "MULT18X18D" in text and "$readmemh" not in text
+    # The multipliers are the registered MULT18X18Ds of rtl_templates/multiplier.py.
+    assert '.REG_OUTPUT_CLK("CLK0")' in text and '.REG_INPUTA_CLK("CLK0")' in text
     exe = build_cosim([netlist, *ecp5_cell_models(cache / "netlists")], cache)
     report = json.loads((design / "report.json").read_text())
     frames = 3

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from rtl_templates.multiplier import verilog_defines
+
 from ..design import (DESIGN_JSON, BoardDesign, BoardProject, FlowError, Implementation,
                       ToolMissingError)
 from .ulx3s import DEFAULT_BAUD, ULX3S_85F_Platform, Ulx3sAccelerator
@@ -106,7 +108,9 @@ class Ecp5Flow:
         # router2 routes it in 135 s.
         nextpnr_opts = (f"--report {PROJECT_NAME}.report.json --timing-allow-fail "
                         f"--router router2 --threads {self.threads}")
-        plan = platform.prepare(top, name=PROJECT_NAME, nextpnr_opts=nextpnr_opts)
+        # The multipliers' ECP5 form, MULT18X18D with their registers (rtl_templates/multiplier.py).
+        plan = platform.prepare(top, name=PROJECT_NAME, nextpnr_opts=nextpnr_opts,
+                                read_verilog_opts=[f"-D{name}" for name in verilog_defines("ecp5")])
         into = design.board_dir
         plan.extract(into)
         for name in _HOST_FILES:
