@@ -30,9 +30,9 @@ from dataflows import tensor_ops as ops
 
 from .counter import wrapping_counter
 from .multiplier import PRODUCT_STAGES, product_cost, registered_product
-from .matrix_vector_unit import (OUTPUT_FIFO_DEPTH, check_int, check_requant, check_weights,
-                                 pack_rom)
-from .pe import ProcessingElement, beat_signature
+from .matrix_vector_unit import (CONTROL, OUTPUT_FIFO_DEPTH, check_int, check_requant,
+                                 check_weights, pack_rom)
+from .pe import ProcessingElement, beat_signature, control_pipeline
 from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
                       lane_constants)
 from .rom import banked_rom_read, rom_resources
@@ -183,13 +183,8 @@ class DepthwiseUnit(ProcessingElement):
         with m.If(adv):
             m.d.sync += [v1.eq(issue), first1.eq(taps.first), last1.eq(taps.last),
                          g1.eq(group), x1.eq(self.i.payload)]
-        ctl = [(v1, first1, last1, g1)]
-        for t in range(2, 2 + PRODUCT_STAGES):
-            regs = (Signal(name=f"v{t}"), Signal(name=f"first{t}"), Signal(name=f"last{t}"),
-                    Signal.like(group, name=f"g{t}"))
-            with m.If(adv):
-                m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
-            ctl.append(regs)
+        ctl = control_pipeline(m, (v1, first1, last1, g1), CONTROL, range(2, 2 + PRODUCT_STAGES),
+                               adv)
         v_prod, first_prod, last_prod, g_prod = ctl[-1]
         v_acc, done, g_acc = Signal(), Signal(), Signal.like(group)
         with m.If(adv):

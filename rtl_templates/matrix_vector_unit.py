@@ -36,12 +36,15 @@ from dataflows import tensor_ops as ops
 from .adder_tree import adder_tree, adder_tree_register_bits, adder_tree_stages
 from .counter import wrapping_counter
 from .multiplier import PRODUCT_STAGES, product_cost, registered_product
-from .pe import ProcessingElement, beat_signature
+from .pe import ProcessingElement, beat_signature, control_pipeline
 from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
                       lane_constants)
 from .rom import banked_rom_read, rom_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
                         lutram_luts, memory_resources)
+
+#: The control values that travel beside the datapath, as named in the RTL.
+CONTROL = ("v", "first", "last", "g")
 
 __all__ = ["MatrixVectorParams", "MatrixVectorUnit", "check_int", "pack_rom", "memory_attrs",
            "OUTPUT_FIFO_DEPTH"]
@@ -282,13 +285,8 @@ class MatrixVectorUnit(ProcessingElement):
 
         # Stages 2-4: the products (registered_product: operand, multiplier input and product
         # registers), the control delayed alongside.
-        ctl = [(v1, first1, last1, g1)]
-        for t in range(2, 2 + PRODUCT_STAGES):
-            regs = (Signal(name=f"v{t}"), Signal(name=f"first{t}"), Signal(name=f"last{t}"),
-                    Signal.like(group, name=f"g{t}"))
-            with m.If(adv):
-                m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
-            ctl.append(regs)
+        ctl = control_pipeline(m, (v1, first1, last1, g1), CONTROL, range(2, 2 + PRODUCT_STAGES),
+                               adv)
         products = [[registered_product(m, f"product_pe{r}_{j}",
                                         acts1[j * p.in_bits:(j + 1) * p.in_bits],
                                         roms[r][j * p.wbits:(j + 1) * p.wbits], adv)
@@ -296,12 +294,8 @@ class MatrixVectorUnit(ProcessingElement):
 
         # Stage 5: adder trees, a register after each level (self.tree_stages of them), the
         # control delayed alongside. Stage 6: accumulators (bias on a group's first step).
-        for t in range(1, self.tree_stages + 1):
-            regs = (Signal(name=f"v_tree{t}"), Signal(name=f"first_tree{t}"),
-                    Signal(name=f"last_tree{t}"), Signal.like(group, name=f"g_tree{t}"))
-            with m.If(adv):
-                m.d.sync += [reg.eq(prev) for reg, prev in zip(regs, ctl[-1])]
-            ctl.append(regs)
+        ctl += control_pipeline(m, ctl[-1], CONTROL,
+                                [f"_tree{t}" for t in range(1, self.tree_stages + 1)], adv)[1:]
         v_sum, first_sum, last_sum, g_sum = ctl[-1]
         v_acc, done = Signal(), Signal()
         g_acc = Signal.like(group)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.lib import data, stream, wiring
-from amaranth.hdl import signed
+from amaranth.hdl import Module, Signal, signed
 
 from .resources import DeviceFamily, Resources
 
@@ -17,6 +17,19 @@ def beat_signature(bits: int, lanes: int) -> stream.Signature:
     if not isinstance(lanes, int) or lanes < 1:
         raise ValueError(f"lanes must be a positive int, not {lanes!r}")
     return stream.Signature(data.ArrayLayout(signed(bits), lanes))
+
+
+def control_pipeline(m: Module, start: tuple, names: tuple[str, ...], labels, en) -> list[tuple]:
+    """``start`` (a PE's control values at one stage) and its copies registered once per
+    label in ``labels`` while ``en`` is high, each copy named ``name + label``: the valid,
+    first, last and group bits that travel beside a datapath's stages."""
+    chain = [tuple(start)]
+    for label in labels:
+        regs = tuple(Signal.like(v, name=f"{n}{label}") for v, n in zip(chain[-1], names))
+        with m.If(en):
+            m.d.sync += [r.eq(v) for r, v in zip(regs, chain[-1])]
+        chain.append(regs)
+    return chain
 
 
 # The attribute holding a PE's signature until its ports are first used.
