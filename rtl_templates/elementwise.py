@@ -21,7 +21,7 @@ from dataflows import numerics as nm
 
 from .counter import wrapping_counter
 from .multiplier import PRODUCT_STAGES, product_cost, registered_product
-from .pe import ProcessingElement, beat_signature
+from .pe import ProcessingElement, beat_signature, control_pipeline
 from .requant import Requantizer, clamp_flags, requantizer_resources, select_clamped
 from .resources import DeviceFamily, Resources, lutram_luts, memory_resources
 from .rom import lut_ram
@@ -369,12 +369,8 @@ class ChannelScale(ProcessingElement):
         # x * g (registered_product), then the compute PEs' pipelined requantizer with the
         # constants of the beat's channel group: rounding and clamp as logic after the
         # product register measured 3.32 levels, over UltraScale+'s three.
-        prod_valid, prod_group = take, group
-        for t in range(1, PRODUCT_STAGES + 1):
-            valid_t, group_t = Signal(name=f"v{t}"), Signal.like(group, name=f"group_{t}")
-            with m.If(advance):
-                m.d.sync += [valid_t.eq(prod_valid), group_t.eq(prod_group)]
-            prod_valid, prod_group = valid_t, group_t
+        prod_valid, prod_group = control_pipeline(m, (take, group), ("v", "group_"),
+                                                  range(1, PRODUCT_STAGES + 1), advance)[-1]
         m.submodules.requant = rq = Requantizer(p.requant, p.simd, g_count, 2 * p.bits, p.bits)
         m.d.comb += [rq.en.eq(advance), rq.valid.eq(prod_valid), rq.group.eq(prod_group),
                      self.o.valid.eq(rq.result_valid), self.o.payload.eq(rq.result)]

@@ -8,10 +8,11 @@ The pipeline has no handshake of its own: every register moves when ``en`` is hi
 ``valid`` bit travels alongside, so the owning PE stalls it together with the rest of its
 datapath. Stages (:data:`Requantizer.LATENCY` = 8):
 
-1. register ``acc``, and look ``M[ch]`` and ``shift[ch] - 1`` up (a registered ROM read);
+1. register ``acc``, and look ``M[ch]`` up (a registered ROM read);
 2-5. ``acc * M``, a :func:`~rtl_templates.multiplier.registered_product` of
    :data:`~rtl_templates.multiplier.WIDE_PRODUCT_STAGES` (the accumulator is wider than one
-   ECP5 multiplier: its pieces' sum takes the fourth stage), the shift amount delayed beside it;
+   ECP5 multiplier: its pieces' sum takes the fourth stage); ``shift[ch] - 1`` is looked up
+   with the group delayed, so that it arrives beside the product;
 6. register the product shifted right by ``shift - 1`` (a barrel shifter);
 7. on the shifted product's low ``out_bits + 2`` bits only, register the rounded value and
    its comparisons with the bounds, and whether the high bits are a plain sign extension
@@ -34,6 +35,7 @@ from amaranth.lib import data
 from dataflows import numerics as nm
 
 from .multiplier import WIDE_PRODUCT_STAGES, product_cost, registered_product
+from .pe import control_pipeline
 from .resources import DeviceFamily, Resources, memory_resources
 from .rom import rom_read
 
@@ -175,12 +177,8 @@ class Requantizer(Elaboratable):
         m1 = group_constants(m, "multipliers", self.multipliers, signed(M_BITS),
                              self.group, self.en)
         product_stage = 1 + WIDE_PRODUCT_STAGES
-        group = self.group
-        for t in range(1, product_stage):
-            delayed = Signal.like(self.group, name=f"group{t}")
-            with m.If(self.en):
-                m.d.sync += delayed.eq(group)
-            group = delayed
+        (group,) = control_pipeline(m, (self.group,), ("group",), range(1, product_stage),
+                                    self.en)[-1]
         shifts = group_constants(m, "shifts", [[x - 1 for x in col] for col in self.shifts],
                                  unsigned(6), group, self.en)
         for k in range(self.lanes):
