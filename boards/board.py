@@ -141,8 +141,9 @@ class Board:
         return family(self.family)
 
     def available(self) -> Resources:
-        """Every DSP, BRAM18, LUT and FF on the device."""
-        return Resources(dsp=self.dsp, bram18=self.bram18, lut=self.lut, ff=self.ff)
+        """Every DSP, BRAM18, LUT, FF and URAM on the device."""
+        return Resources(dsp=self.dsp, bram18=self.bram18, lut=self.lut, ff=self.ff,
+                         uram=self.uram)
 
     def budget(self) -> Resources:
         """What the compiler may use: ``floor(utilization_cap * available)`` per resource."""

@@ -16,9 +16,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl_templates.pe import beat_signature
+from rtl_templates.weight_load import WeightLoader
 
 from .hwgraph import HwGraph, Stage
-from .units import stage_units
+from .units import load_target, stage_units
 
 __all__ = ["Accelerator", "AcceleratorShell", "StageBlock", "verilog_name"]
 
@@ -40,6 +41,10 @@ class StageBlock(wiring.Component):
         first, last = self.units[0][1], self.units[-1][1]
         members = {p: first.signature.members[p] for p in stage.in_ports}
         members.update({p: last.signature.members[p] for p in stage.out_ports})
+        #: The unit whose weights are loaded (``load`` port), if any.
+        self.loaded = next((u for _, u in self.units if "load" in u.signature.members), None)
+        if self.loaded is not None:
+            members["load"] = self.loaded.signature.members["load"]
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -53,6 +58,8 @@ class StageBlock(wiring.Component):
             wiring.connect(m, wiring.flipped(getattr(self, p)), getattr(first, p))
         for p in self.stage.out_ports:
             wiring.connect(m, getattr(last, p), wiring.flipped(getattr(self, p)))
+        if self.loaded is not None:
+            wiring.connect(m, wiring.flipped(self.load), self.loaded.load)
         return m
 
 
@@ -73,8 +80,20 @@ class _Top(wiring.Component):
         self.in_lanes = hw.stage(first).in_lanes(port)
         self.out_lanes = hw.stage(last).out_lanes
         self.out_bits = hw.stage(last).bits
+        #: The weight memories loaded after reset, in load order (docs/streams.md).
+        self.load_targets = [t for t in map(load_target, hw.stages()) if t is not None]
         super().__init__({"i": In(beat_signature(hw.input_bits, self.in_lanes)),
                           "o": Out(beat_signature(self.out_bits, self.out_lanes))})
+
+    def _loader(self, m: Module):
+        """The input stream as the first stage should see it: through a :class:`WeightLoader`
+        when weights are loaded (returned with it), else ``self.i`` itself."""
+        if not self.load_targets:
+            return wiring.flipped(self.i), None
+        m.submodules.weight_loader = loader = WeightLoader(self.hw.input_bits, self.in_lanes,
+                                                           self.load_targets)
+        wiring.connect(m, wiring.flipped(self.i), loader.i)
+        return loader.o, loader
 
     def _unused_outputs(self):
         """Stage outputs nothing reads (a truncated graph's dropped branches): drained."""
@@ -99,7 +118,10 @@ class Accelerator(_Top):
         for name, port in self._unused_outputs():
             m.d.comb += getattr(blocks[name], port).ready.eq(1)
         (first, port), (last, out_port) = hw.input, hw.output
-        wiring.connect(m, wiring.flipped(self.i), getattr(blocks[first], port))
+        source, loader = self._loader(m)
+        wiring.connect(m, source, getattr(blocks[first], port))
+        for k, target in enumerate(self.load_targets):
+            wiring.connect(m, getattr(loader, f"load{k}"), blocks[target.name].load)
         wiring.connect(m, getattr(blocks[last], out_port), wiring.flipped(self.o))
         return m
 
@@ -124,6 +146,8 @@ class AcceleratorShell(_Top):
         m = Module()
         hw = self.hw
         wires = {}
+        source, loader = self._loader(m)
+        loads = {t.name: getattr(loader, f"load{k}") for k, t in enumerate(self.load_targets)}
         for st in hw.stages():
             block = StageBlock(st)
             ports = {}
@@ -139,6 +163,9 @@ class AcceleratorShell(_Top):
                 ports[f"{'i' if into else 'o'}_{p}__payload"] = w["payload"]
                 ports[f"{'i' if into else 'o'}_{p}__valid"] = w["valid"]
                 ports[f"{'o' if into else 'i'}_{p}__ready"] = w["ready"]
+            if st.name in loads:
+                ports["i_load__valid"] = loads[st.name].valid
+                ports["i_load__data"] = loads[st.name].data
             has_clk, has_rst = self.clocked[st.name]
             if has_clk:
                 ports["i_clk"] = ClockSignal("sync")
@@ -152,8 +179,8 @@ class AcceleratorShell(_Top):
         for key in self._unused_outputs():
             m.d.comb += wires[key]["ready"].eq(1)
         first, last = wires[hw.input], wires[hw.output]
-        m.d.comb += [first["payload"].eq(self.i.payload.as_value()),
-                     first["valid"].eq(self.i.valid), self.i.ready.eq(first["ready"]),
+        m.d.comb += [first["payload"].eq(source.payload.as_value()),
+                     first["valid"].eq(source.valid), source.ready.eq(first["ready"]),
                      self.o.payload.eq(last["payload"]), self.o.valid.eq(last["valid"]),
                      last["ready"].eq(self.o.ready)]
         return m

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataflows.quantize import QuantConfig, quantize
+from rtl_templates.resources import RESOURCE_FIELDS, MemoryStyle
 
 from .capacity import check_layers_fit
 from .compile import (Compiled, compile_model, partition_ddr_bytes, partition_ddr_cycles,
-                      stage_latency)
+                      require_uram, stage_latency)
 from .emit import Emitted, emit
+from .hwgraph import Op
 from .outputs import check_output_dir, replacing_dir
 from .report import reconfiguration_note, write_report
 from .units import stage_resources, stage_units
@@ -45,7 +47,9 @@ class BuildOptions:
     ``on_chip_only`` stops the build before anything is written when the design needs more
     than one partition. ``batch`` is the number of frames a partitioned design runs through
     each partition before the next partition's bitstream is loaded (default 1): its fps counts
-    one reconfiguration per partition per batch.
+    one reconfiguration per partition per batch. ``uram_weights`` puts every weight memory
+    that would take block RAM into URAM (loaded through the weight-load path at start, so
+    the weights can be replaced at run time); the board must have URAM.
 
     Raises
     ------
@@ -64,6 +68,7 @@ class BuildOptions:
     calibration_images: int = 8
     on_chip_only: bool = False
     batch: int | None = None
+    uram_weights: bool = False
 
     def __post_init__(self):
         if self.fps is not None and not (isinstance(self.fps, (int, float))
@@ -102,13 +107,27 @@ class BuildResult:
     seconds: float
 
 
+def _weight_memory(mvu, family) -> str:
+    """Where a matrix-vector unit's weights are: "uram", "bram", "lut" or "constants"."""
+    p = mvu.params
+    if p.groups * p.steps == 1:
+        return "constants"
+    if p.weight_style is MemoryStyle.ULTRA:
+        return "uram"
+    return "bram" if mvu.weight_memory_resources(family).bram18 else "lut"
+
+
 def _stage_row(st, family) -> dict:
     units = stage_units(st)
     res = stage_resources(st, family)
-    return {"name": st.name, "op": st.op.value, "pe": st.pe, "simd": st.simd,
-            "cycles_per_frame": max(u.cycles_per_frame() for _, u in units),
-            "latency": sum(u.latency() for _, u in units),
-            "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff}
+    row = {"name": st.name, "op": st.op.value, "pe": st.pe, "simd": st.simd,
+           "cycles_per_frame": max(u.cycles_per_frame() for _, u in units),
+           "latency": sum(u.latency() for _, u in units),
+           "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
+           "uram": res.uram}
+    if st.op in (Op.CONV, Op.FC):
+        row["weights"] = _weight_memory(units[-1][1], family)
+    return row
 
 
 def _multipliers(hw) -> int:
@@ -170,7 +189,7 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
     # Each partition's multipliers work only during its own share of the frame time.
     busy = sum(_multipliers(p.hw) * p.cycles_per_frame for p in parts)
     macs = model.macs
-    used = {k: max(getattr(p.resources, k) for p in parts) for k in ("dsp", "bram18", "lut", "ff")}
+    used = {k: max(getattr(p.resources, k) for p in parts) for k in RESOURCE_FIELDS}
     avail = board.available()
     inp, out = model.input_shape, model.output_shape
     to_mb = abits / 8 * fps / 1e6
@@ -193,8 +212,8 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
         "cycles_per_frame": int(cycles), "latency_cycles": int(latency), "fps": round(fps, 3),
         "mac_efficiency": round(macs / busy, 4) if busy else 0.0,
         "fits_on_chip": len(parts) == 1, "partitions": len(parts),
-        "resources": {"used": used, "available": {"dsp": avail.dsp, "bram18": avail.bram18,
-                                                  "lut": avail.lut, "ff": avail.ff}},
+        "resources": {"used": used,
+                      "available": {k: getattr(avail, k) for k in RESOURCE_FIELDS}},
         "bandwidth": {"input_mbps": round(inp.h * inp.w * inp.c * to_mb, 3),
                       "output_mbps": round(out.h * out.w * out.c * to_mb, 3),
                       "ddr_mbps": round(ddr_bytes * fps / 1e6, 3),
@@ -241,6 +260,8 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
     from dataflows.source import load_model
 
     say = progress or (lambda msg: None)
+    if opts.uram_weights:
+        require_uram(board)           # before the model is loaded and quantized
     loaded = load_model(opts.model, **opts.model_options)
     model = loaded.model
     say(f"model {model.name}: {model.params:,} params, {model.macs / 1e6:.1f}M MACs, "
@@ -252,7 +273,8 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
     with warnings.catch_warnings():
         # Resource models build sub-units only to ask them for figures.
         warnings.filterwarnings("ignore", message=".*created but never used")
-        parts = compile_model(q, board, fps=opts.fps, batch=opts.batch, progress=say)
+        parts = compile_model(q, board, fps=opts.fps, batch=opts.batch, progress=say,
+                              uram_weights=opts.uram_weights)
         if opts.on_chip_only and len(parts) > 1:
             raise NotOnChipError(len(parts), board.name)
         report = make_report(opts.design_name, board, model, parts, opts.abits, opts.batch)
@@ -309,7 +331,11 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
             report["top"] = [{"verilog": str(e.verilog.relative_to(work)), "in_lanes": e.in_lanes,
                               "in_bits": e.in_bits, "in_beats_per_frame": e.in_beats_per_frame,
                               "out_lanes": e.out_lanes, "out_bits": e.out_bits,
-                              "out_beats_per_frame": e.out_beats_per_frame} for e in emitted]
+                              "out_beats_per_frame": e.out_beats_per_frame,
+                              "load_beats": e.load_beats,
+                              "weight_load": (None if e.weight_load is None
+                                              else str(e.weight_load.relative_to(work)))}
+                             for e in emitted]
             write_report(report, work)
             (work / BUILD_MARKER).write_text(options_record(opts, board.name))
     emitted = [_moved(e, work, out_dir) for e in emitted]
@@ -324,5 +350,7 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
 
 def _moved(e: Emitted, old: Path, new: Path) -> Emitted:
     """``e`` with its paths under ``old`` moved to ``new``."""
-    return dataclasses.replace(e, verilog=new / e.verilog.relative_to(old),
-                               weight_files=[new / f.relative_to(old) for f in e.weight_files])
+    return dataclasses.replace(
+        e, verilog=new / e.verilog.relative_to(old),
+        weight_files=[new / f.relative_to(old) for f in e.weight_files],
+        weight_load=None if e.weight_load is None else new / e.weight_load.relative_to(old))

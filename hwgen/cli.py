@@ -22,6 +22,8 @@ from dataflows.golden import DUMP_INDEX
 from dataflows.zoo import MODELS
 from sim.cache import CACHE_ENV, cosim_cache_dir
 
+from .report import RESOURCE_KEYS
+
 from .outputs import (OutputError, check_output_dir, check_output_file, check_writable_dir,
                       replacing_dir, write_file_atomically)
 
@@ -112,6 +114,9 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, help="frames each partition of a partitioned "
                    "design runs before the next one's bitstream is loaded; its fps counts one "
                    "reconfiguration per partition per batch (default 1)")
+    p.add_argument("--uram-weights", action="store_true", help="put every weight memory that "
+                   "would take block RAM into URAM (UltraScale+ boards), written at start through "
+                   "the weight-load path: the weights become replaceable at run time")
     p.add_argument("--out", metavar="DIR", help="output directory (default "
                    "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
 
@@ -315,7 +320,7 @@ def _build_options(args):
     from .build import BuildOptions
     return BuildOptions(model=args.model, board=args.board, fps=args.fps, abits=args.abits,
                         wbits=args.wbits, batch=args.batch, out_dir=args.out,
-                        model_options=_model_options(args))
+                        model_options=_model_options(args), uram_weights=args.uram_weights)
 
 
 @contextmanager
@@ -365,7 +370,7 @@ def cmd_estimate(args) -> int:
           f"{'s' if r['partitions'] > 1 else ''}), MAC efficiency {r['mac_efficiency']:.3f}, "
           f"limited by {r['limited_by']}{reconfiguration_note(r)}")
     print("  " + ", ".join(f"{k.upper() if k != 'bram18' else 'BRAM18'} {used[k]:,}/{avail[k]:,}"
-                           for k in ("dsp", "bram18", "lut", "ff"))
+                           for k in RESOURCE_KEYS if k != "uram" or avail[k])
           + f"; latency {r['latency_ms']:.3f} ms; DDR {r['bandwidth']['ddr_mbps']:,.1f} MB/s")
     return 0
 

@@ -23,7 +23,7 @@ import networkx as nx
 
 from dataflows.numerics import RequantSpec
 from dataflows.quantize import QConv
-from rtl_templates.resources import Resources
+from rtl_templates.resources import RESOURCE_FIELDS, Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
 from .fold import (DesignTooLargeError, FitError, FoldResult, Limit, PaceUnreachableError,
@@ -121,7 +121,7 @@ def _plumb(hw: HwGraph, family) -> Resources:
 def _less(a: Resources, b: Resources) -> Resources:
     """``a - b``, every count at least 0."""
     return Resources(**{k: max(0, getattr(a, k) - getattr(b, k))
-                        for k in ("dsp", "bram18", "lut", "ff")})
+                        for k in RESOURCE_FIELDS})
 
 
 def _finish(hw: HwGraph, budget: Resources, family, progress) -> Compiled:
@@ -243,8 +243,16 @@ def _fastest(hw: HwGraph, budget: Resources, family, say, progress) -> list[tupl
     return [(p, _finish(p, budget, family, progress)) for p in pieces]
 
 
+def require_uram(board) -> None:
+    """ValueError naming the boards that have URAM, unless ``board`` has some."""
+    if not board.uram:
+        from boards import BOARDS
+        raise ValueError(f"--uram-weights: board {board.name!r} has no URAM; boards with URAM: "
+                         + ", ".join(b.name for b in BOARDS.values() if b.uram))
+
+
 def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None = None,
-                  progress=None) -> list[Compiled]:
+                  progress=None, uram_weights: bool = False) -> list[Compiled]:
     """Compile ``qmodel`` for ``board``; one :class:`Compiled` per partition (one if it fits).
 
     Parameters
@@ -261,6 +269,9 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
         Frames run through each partition between bitstream loads.
     progress : callable, optional
         Called with one line per step.
+    uram_weights : bool
+        Every weight memory that would take block RAM goes to URAM
+        (:func:`hwgen.fold.place_weights`); the board must have URAM.
 
     Raises
     ------
@@ -278,7 +289,10 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"batch must be a positive int, not {batch!r}")
     say = progress or (lambda msg: None)
+    if uram_weights:
+        require_uram(board)
     hw = lower(qmodel)
+    hw.weights_in_uram = uram_weights
     say(f"lowered to {len(hw.graph)} stages")
     budget, family = board.budget(), board.family
     if fps is None:

@@ -4,7 +4,10 @@
 around the :class:`~hwgen.accelerator.Accelerator`, every stage a module named after its
 layer, and the ROM module the weight stores instantiate; ``weights/rom_<hash>.hex`` hold the
 weights, loaded with ``$readmemh`` (paths relative to the directory the tools run in, the
-build directory). Same design, same bytes: names and file names are deterministic.
+build directory). A design with weights in URAM also gets ``weights/weight_load.bin``: the
+input beats of its weight load (:mod:`rtl_templates.weight_load`) as the bytes a host sends
+(``tdata`` bytes per beat, docs/streams.md). Same design, same bytes: names and file names are
+deterministic.
 """
 
 from __future__ import annotations
@@ -21,17 +24,25 @@ from amaranth.back import rtlil, verilog
 from rtl_templates.axis_top import TOP_NAME, AxiStreamTop, to_verilog
 from rtl_templates.library import library_verilog
 from rtl_templates.rom import RomFiles, external_roms
+from rtl_templates.weight_load import load_image
+
+from boards.host.frames import beats_to_bytes
 
 from .accelerator import AcceleratorShell, StageBlock, verilog_name
 from .hwgraph import HwGraph
-from .units import stage_resources
+from .units import load_words, stage_resources
 
-__all__ = ["Emitted", "emit", "TOP_NAME"]
+__all__ = ["Emitted", "emit", "TOP_NAME", "WEIGHT_LOAD_FILE"]
+
+#: The weight load's input beats, under ``weights/``, written only when there is one.
+WEIGHT_LOAD_FILE = "weight_load.bin"
 
 
 @dataclass(frozen=True)
 class Emitted:
-    """What :func:`emit` wrote and the top's stream shapes (for drivers)."""
+    """What :func:`emit` wrote and the top's stream shapes (for drivers); ``load_beats``
+    input beats of weights precede the first frame (``weight_load``: their file), 0 when
+    every weight is in the bitstream."""
 
     verilog: Path
     weight_files: list[Path]
@@ -41,6 +52,8 @@ class Emitted:
     out_lanes: int
     out_bits: int
     out_beats_per_frame: int
+    load_beats: int = 0
+    weight_load: Path | None = None
 
 
 _HW: HwGraph | None = None   # the graph being emitted, inherited by forked workers
@@ -57,7 +70,8 @@ def _stage_rtlil(name: str) -> tuple[str, RomFiles]:
 
 
 def _netlist_size(stage) -> int:
-    return stage_resources(stage).lut
+    # A proxy for ordering the work; the family with every memory kind (URAM included).
+    return stage_resources(stage, "ultrascale").lut
 
 
 def _rtlil_to_verilog(texts: list[str]) -> str:
@@ -219,6 +233,14 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
     for old in wdir.glob("rom_*.hex"):
         if old.name not in files:
             old.unlink()
+    load_path, load_beats = wdir / WEIGHT_LOAD_FILE, 0
+    if shell.load_targets:
+        image = load_image([(t, load_words(hw.stage(t.name))) for t in shell.load_targets],
+                           hw.input_bits, shell.in_lanes)
+        load_beats = len(image)
+        load_path.write_bytes(beats_to_bytes(image, hw.input_bits))
+    elif load_path.exists():
+        load_path.unlink()
     written = []
     for name, body in sorted(files.items()):
         f = wdir / name
@@ -226,4 +248,4 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
             f.write_text(body)
         written.append(f)
     return Emitted(path, written, shell.in_lanes, hw.input_bits, in_beats, shell.out_lanes,
-                   shell.out_bits, out_beats)
+                   shell.out_bits, out_beats, load_beats, load_path if load_beats else None)

@@ -19,8 +19,7 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
-from rtl_templates.resources import MemoryStyle, Resources
-from rtl_templates.rom import rom_resources
+from rtl_templates.resources import RESOURCE_FIELDS, MemoryStyle, Resources
 
 from .hwgraph import HwGraph, Op, Stage
 from .units import needs_window, stage_resources, stage_units, window_lanes
@@ -47,7 +46,8 @@ class FitError(ValueError):
 
 
 #: How messages name the resources.
-RESOURCE_NAMES = {"dsp": "DSPs", "bram18": "BRAM18s", "lut": "LUTs", "ff": "FFs"}
+RESOURCE_NAMES = {"dsp": "DSPs", "bram18": "BRAM18s", "lut": "LUTs", "ff": "FFs",
+                  "uram": "URAMs"}
 
 
 class DesignTooLargeError(FitError):
@@ -223,36 +223,59 @@ def _in_lanes(stage: Stage, c) -> int:
 
 
 def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
-    """Move matrix-vector weight ROMs from block RAM into LUTs while block RAM is over
-    ``budget`` and LUTs and FFs are not: the ROMs that use their block RAMs worst (most block
-    RAMs freed per LUT spent) go first. Every ROM starts where its size puts it. Returns the
-    design's resources."""
+    """Place the matrix-vector weight memories; returns the design's resources.
+
+    Every memory starts where its size puts it (block RAM or LUTs). With
+    ``hw.weights_in_uram`` every one in block RAM moves to URAM while the URAM budget lasts.
+    Then, while block RAM is over ``budget``, memories leave it: first for URAM (where the
+    board has any; the fewest URAMs per block RAM freed first), then for LUTs while LUTs and
+    FFs stay within budget (the most block RAMs freed per LUT spent first).
+    """
     stages = [st for st in hw.stages() if st.op in (Op.CONV, Op.FC)]
     for st in stages:
         st.weight_style = MemoryStyle.AUTO
     total = design_resources(hw, family)
-    if total.bram18 <= budget.bram18:
-        return total
-    options = []
+    in_block = []
     for st in stages:
         mvu = stage_units(st)[-1][1]
-        rom = mvu.weight_rom_resources(family)
-        if rom.bram18:
-            p = mvu.params
-            luts = rom_resources(p.simd * p.wbits, p.groups * p.steps, family,
-                                 MemoryStyle.LUT).lut
-            options.append((luts / rom.bram18, st.name))
-    for _, name in sorted(options):
+        p = mvu.params
+        rom = mvu.weight_memory_resources(family)
+        if rom.bram18 and p.groups * p.steps > 1:
+            in_block.append((st, mvu, rom))
+
+    def move(st: Stage, style: MemoryStyle, fits) -> bool:
+        nonlocal total
+        before = stage_resources(st, family)
+        st.weight_style = style
+        after = total - before + stage_resources(st, family)
+        if not fits(after):
+            st.weight_style = MemoryStyle.AUTO
+            return False
+        total = after
+        return True
+
+    uram_fits = lambda res: res.uram <= budget.uram   # noqa: E731
+    if budget.uram:
+        if hw.weights_in_uram:
+            for st, _, _ in in_block:
+                move(st, MemoryStyle.ULTRA, uram_fits)
+        options = sorted((mvu.weight_memory_resources(family, MemoryStyle.ULTRA).uram
+                          / rom.bram18, st.name) for st, mvu, rom in in_block
+                         if st.weight_style is MemoryStyle.AUTO)
+        for _, name in options:
+            if total.bram18 <= budget.bram18:
+                return total
+            move(hw.stage(name), MemoryStyle.ULTRA, uram_fits)
+    if total.bram18 <= budget.bram18:
+        return total
+    options = sorted((mvu.weight_memory_resources(family, MemoryStyle.LUT).lut / rom.bram18,
+                      st.name) for st, mvu, rom in in_block
+                     if st.weight_style is MemoryStyle.AUTO)
+    for _, name in options:
         if total.bram18 <= budget.bram18:
             break
-        st = hw.stage(name)
-        before = stage_resources(st, family)
-        st.weight_style = MemoryStyle.LUT
-        after = total - before + stage_resources(st, family)
-        if after.lut > budget.lut or after.ff > budget.ff:
-            st.weight_style = MemoryStyle.AUTO
-            continue
-        total = after
+        move(hw.stage(name), MemoryStyle.LUT,
+             lambda res: res.lut <= budget.lut and res.ff <= budget.ff)
     return total
 
 
@@ -343,8 +366,8 @@ class FoldResult:
 
 
 def over_budget(res: Resources, budget: Resources) -> list[str]:
-    """The resources of ``res`` over ``budget``, in the order DSP, BRAM18, LUT, FF."""
-    return [name for name in ("dsp", "bram18", "lut", "ff")
+    """The resources of ``res`` over ``budget``, in the order DSP, BRAM18, LUT, FF, URAM."""
+    return [name for name in RESOURCE_FIELDS
             if getattr(res, name) > getattr(budget, name)]
 
 

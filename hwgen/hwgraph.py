@@ -78,7 +78,7 @@ class Stage:
         Weight bits of a CONV, FC or DEPTHWISE stage.
     weight_style : MemoryStyle
         Where a CONV/FC stage's weight ROMs go: AUTO (by size) unless the placement
-        (:func:`hwgen.fold.place_weights`) moved them to LUTs.
+        (:func:`hwgen.fold.place_weights`) moved them to URAM or LUTs.
     lut_table : numpy.ndarray or None
         A LUT stage's outputs for every input code, ascending.
     split_channels : (int, int) or None
@@ -187,6 +187,9 @@ class HwGraph:
         self.input: tuple[str, str] | None = None
         self.output: tuple[str, str] | None = None
         self.channels: ChannelSlice | None = None
+        #: Put every weight memory that would take block RAM into URAM instead, loaded at
+        #: start (``--uram-weights``): the weights become replaceable at run time.
+        self.weights_in_uram = False
 
     def add(self, stage: Stage) -> Stage:
         if stage.name in self.graph:
@@ -233,6 +236,7 @@ class HwGraph:
         """A copy whose stages can be refolded and whose graph can be edited independently."""
         out = HwGraph(self.model_name, self.input_shape, self.input_bits)
         out.input, out.output, out.channels = self.input, self.output, self.channels
+        out.weights_in_uram = self.weights_in_uram
         out.graph = self.graph.copy()
         for n in out.graph.nodes:
             st = out.graph.nodes[n]["stage"]

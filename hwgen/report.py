@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+from rtl_templates.resources import RESOURCE_FIELDS
+
 __all__ = ["REPORT_KEYS", "STAGE_KEYS", "RESOURCE_KEYS", "BANDWIDTH_KEYS", "validate_report",
            "write_report", "render_markdown", "bottleneck_stages", "reconfiguration_note"]
 
@@ -25,7 +27,7 @@ _TOP_TYPES = {
     "partitions": _INT, "resources": (dict,), "bandwidth": (dict,), "stages": (list,),
 }
 REPORT_KEYS: tuple[str, ...] = tuple(_TOP_TYPES)
-RESOURCE_KEYS: tuple[str, ...] = ("dsp", "bram18", "lut", "ff")
+RESOURCE_KEYS: tuple[str, ...] = RESOURCE_FIELDS
 BANDWIDTH_KEYS: tuple[str, ...] = ("input_mbps", "output_mbps", "ddr_mbps")
 _STAGE_TYPES = {
     "name": (str,), "op": (str,), "pe": _INT, "simd": _INT, "cycles_per_frame": _INT,
@@ -148,6 +150,12 @@ def _table(header: list[str], rows: list[list], right_from: int = 1) -> list[str
     return lines
 
 
+def shown_resources(report: dict) -> tuple[str, ...]:
+    """The resources a readable report lists: URAM only on a device that has it."""
+    avail = report["resources"]["available"]
+    return tuple(k for k in RESOURCE_KEYS if k != "uram" or avail.get(k))
+
+
 def _percent(used: int, total: int) -> str:
     return f"{100 * used / total:.1f} %" if total else "-"
 
@@ -175,10 +183,11 @@ def render_markdown(report: dict) -> str:
 
     used, avail = r["resources"]["used"], r["resources"]["available"]
     header = ["resource", "used", "available", "used %"]
-    rows = [[k, used[k], avail[k], _percent(used[k], avail[k])] for k in RESOURCE_KEYS]
+    shown = shown_resources(r)
+    rows = [[k, used[k], avail[k], _percent(used[k], avail[k])] for k in shown]
     if cap is not None:
         header.append(f"budget ({100 * cap:g} %)")
-        for row, k in zip(rows, RESOURCE_KEYS):
+        for row, k in zip(rows, shown):
             row.append(_cell(math.floor(cap * avail[k])))
     lines += ["", "## Resources", ""] + _table(header, rows)
 
@@ -219,7 +228,7 @@ def render_markdown(report: dict) -> str:
     lines += _table(["stage", "op", "PE", "SIMD", "cycles / frame", "DSP", "BRAM18", "LUT"]
                     + (["depth"] if depth else []), rows, right_from=2)
 
-    lines += _partitions(r.get("partition_details"))
+    lines += _partitions(r.get("partition_details"), shown_resources(r))
     lines += _reconfiguration(r)
     lines += _implementation(r)
     handled = set(REPORT_KEYS) | {"latency_ms", "total_macs", "multipliers", "utilization_cap",
@@ -242,7 +251,7 @@ def _implementation(r: dict) -> list[str]:
     if not impl:
         return []
     used = r["resources"]["used"]
-    rows = [[k, used[k], impl[k], _apart(used[k], impl[k])] for k in RESOURCE_KEYS]
+    rows = [[k, used[k], impl[k], _apart(used[k], impl[k])] for k in shown_resources(r)]
     rows.append(["clock (MHz)", f"{impl['clock_mhz']:g}", f"{impl['fmax_mhz']:g} (Fmax)",
                  _apart(impl["clock_mhz"], impl["fmax_mhz"])])
     lines = ["", "## Implementation", "",
@@ -291,7 +300,7 @@ def _reconfiguration(r: dict) -> list[str]:
             "reconfiguration, as a batch large enough to hide it would run).", ""]
 
 
-def _partitions(details) -> list[str]:
+def _partitions(details, shown: tuple[str, ...]) -> list[str]:
     """A table of the partitions, if the compiler split the design; tolerant of missing keys."""
     if not isinstance(details, list) or not details:
         return []
@@ -303,10 +312,10 @@ def _partitions(details) -> list[str]:
         stages = p.get("stages", [])
         names = ", ".join(map(str, stages)) if isinstance(stages, list) else str(stages)
         rows.append([_cell(p.get("index", i)), _cell(names)]
-                    + [_cell(res.get(k, "-")) for k in RESOURCE_KEYS]
+                    + [_cell(res.get(k, "-")) for k in shown]
                     + [_cell(p.get("ddr_bytes_per_frame", "-")), _cell(p.get("ddr_mbps", "-"))])
     return ["", "## Partitions", ""] + _table(
-        ["#", "stages", "DSP", "BRAM18", "LUT", "FF", "DDR bytes / frame", "DDR MB/s"], rows,
+        ["#", "stages", *(k.upper() for k in shown), "DDR bytes / frame", "DDR MB/s"], rows,
         right_from=2)
 
 
@@ -358,16 +367,17 @@ def plot_resources(report: dict, path: Path) -> None:
     """Used resources as a percent of available, with lines at 100 % and the utilization cap."""
     used, avail = report["resources"]["used"], report["resources"]["available"]
     cap = _cap(report)
-    percents = [100 * used[k] / avail[k] if avail[k] else 0.0 for k in RESOURCE_KEYS]
+    shown = shown_resources(report)
+    percents = [100 * used[k] / avail[k] if avail[k] else 0.0 for k in shown]
     limit = 100 * cap if cap is not None else 100.0
     fig = _figure(6.0, 4.0)
     ax = fig.add_subplot()
-    xs = range(len(RESOURCE_KEYS))
+    xs = range(len(shown))
     ax.bar(xs, percents, color=[_OVER if p > limit else _PLAIN for p in percents])
-    for x, p, k in zip(xs, percents, RESOURCE_KEYS):
+    for x, p, k in zip(xs, percents, shown):
         ax.annotate(f"{p:.1f} %\n{used[k]:,} / {avail[k]:,}", (x, p), ha="center",
                     va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
-    ax.set_xticks(list(xs), [k.upper() for k in RESOURCE_KEYS])
+    ax.set_xticks(list(xs), [k.upper() for k in shown])
     ax.axhline(100, color="black", linewidth=1, label="available")
     if cap is not None:
         ax.axhline(100 * cap, color=_HOT, linestyle="--", linewidth=1,

@@ -22,14 +22,16 @@ from rtl_templates.matrix_vector_unit import MatrixVectorParams, MatrixVectorUni
 from rtl_templates.pe import ProcessingElement
 from rtl_templates.plumbing import (Concat, ConcatParams, Fork, ForkParams, Split, SplitParams)
 from rtl_templates.pool import GlobalAvgPool, GlobalAvgPoolParams, Pool, PoolParams
-from rtl_templates.resources import Resources
+from rtl_templates.resources import MemoryStyle, Resources
 from rtl_templates.sliding_window import SlidingWindow, SlidingWindowParams
+from rtl_templates.weight_load import LoadTarget
 from rtl_templates.width_converter import WidthConverter, WidthConverterParams
 
 from .hwgraph import Op, Stage
 from .lower import dense_weights
 
-__all__ = ["stage_units", "stage_resources", "needs_window", "weights_of", "window_lanes"]
+__all__ = ["stage_units", "stage_resources", "needs_window", "weights_of", "window_lanes",
+           "load_target", "load_words"]
 
 
 def needs_window(stage: Stage) -> bool:
@@ -87,6 +89,19 @@ def stage_units(stage: Stage, pe: int | None = None, simd: int | None = None
 def stage_resources(stage: Stage, family="7series") -> Resources:
     """The resources of ``stage``'s PEs at its folding, summed."""
     return sum((unit.resources(family) for _, unit in stage_units(stage)), Resources())
+
+
+def load_target(stage: Stage) -> LoadTarget | None:
+    """The weight memory the weight load writes for ``stage`` (its weights in URAM), or None."""
+    if stage.weight_style is not MemoryStyle.ULTRA:
+        return None
+    mvu = stage_units(stage)[-1][1]
+    return LoadTarget(stage.name, mvu.load_width, mvu.params.groups * mvu.params.steps)
+
+
+def load_words(stage: Stage) -> list[int]:
+    """The words :func:`load_target`'s memory holds, in address order."""
+    return stage_units(stage)[-1][1].load_words()
 
 
 @lru_cache(maxsize=None)

@@ -40,6 +40,7 @@ from .pe import ProcessingElement, beat_signature, control_pipeline
 from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
                       lane_constants)
 from .rom import banked_rom_read, rom_resources
+from .weight_load import load_signature, loaded_memory, loaded_memory_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
                         lutram_luts, memory_resources)
 
@@ -131,7 +132,9 @@ class MatrixVectorParams:
         Output pixels per frame (1 for a fully connected layer), for the cycle model.
     weight_style : MemoryStyle
         Where the weight ROMs go: by size (``AUTO``), or forced into block RAM or LUTs (the
-        compiler moves poorly packed ROMs into LUTs when block RAM runs out).
+        compiler moves poorly packed ROMs into LUTs when block RAM runs out), or ``ULTRA``:
+        one memory of every PE row's words side by side in URAM, written through the unit's
+        ``load`` port (:mod:`rtl_templates.weight_load`).
 
     Raises
     ------
@@ -169,6 +172,9 @@ class MatrixVectorParams:
             raise ValueError(f"bias must have {cout} entries, not shape {np.shape(self.bias)}")
         w, b = check_weights(w, self.bias, self.wbits, self.in_bits, self.acc_bits, taps)
         check_requant(self.requant, cout, self.out_bits)
+        if self.weight_style is MemoryStyle.ULTRA and cout // self.pe * taps // self.simd == 1:
+            raise ValueError("a one-word weight memory is constants, not a URAM: "
+                             "weight_style ULTRA needs groups * steps > 1")
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "bias", b)
 
@@ -204,6 +210,8 @@ class MatrixVectorUnit(ProcessingElement):
         ``taps / simd`` beats per output pixel (window beats in TAP_MAJOR order).
     o : Out(stream of ``pe`` x ``out_bits``)
         ``cout / pe`` beats per output pixel, channels ascending.
+    load : In(load_signature(pe * simd * wbits)), only with ``weight_style`` ULTRA
+        The weight memory's words (:meth:`load_words`) in address order, once after reset.
     """
 
     def __init__(self, params: MatrixVectorParams):
@@ -216,8 +224,17 @@ class MatrixVectorUnit(ProcessingElement):
         #: stage 1, the products', the tree's, the accumulator, the requantizer, the FIFO
         #: write and read.
         self.pipeline = 2 + PRODUCT_STAGES + self.tree_stages + Requantizer.LATENCY + 1
-        super().__init__({"i": In(beat_signature(params.in_bits, params.simd)),
-                          "o": Out(beat_signature(params.out_bits, params.pe))})
+        members = {"i": In(beat_signature(params.in_bits, params.simd)),
+                   "o": Out(beat_signature(params.out_bits, params.pe))}
+        if params.weight_style is MemoryStyle.ULTRA:
+            members["load"] = In(load_signature(self.load_width))
+        super().__init__(members)
+
+    @property
+    def load_width(self) -> int:
+        """Bits of a word of the loaded (URAM) weight memory: every PE row's ``simd`` weights."""
+        p = self.params
+        return p.pe * p.simd * p.wbits
 
     # -- RTL ----------------------------------------------------------------------------------
     def weight_roms(self) -> list[list[int]]:
@@ -226,6 +243,13 @@ class MatrixVectorUnit(ProcessingElement):
         p = self.params
         w = p.weights.reshape(p.groups, p.pe, p.steps, p.simd)
         return [pack_rom(w[:, r].reshape(-1, p.simd), p.wbits) for r in range(p.pe)]
+
+    def load_words(self) -> list[int]:
+        """The loaded weight memory's words: at address ``a``, PE row ``r``'s ROM word ``a``
+        (:meth:`weight_roms`) in bits ``r * simd * wbits ..``."""
+        row_bits = self.params.simd * self.params.wbits
+        return [sum(w << (r * row_bits) for r, w in enumerate(words))
+                for words in zip(*self.weight_roms())]
 
     def elaborate(self, platform):
         m = Module()
@@ -255,7 +279,11 @@ class MatrixVectorUnit(ProcessingElement):
         ]
 
         roms = []
-        for r, words in enumerate(self.weight_roms()):
+        row_bits = simd * p.wbits
+        if p.weight_style is MemoryStyle.ULTRA:
+            data = loaded_memory(m, "weights", self.load_width, G * S, self.load, addr, adv)
+            roms = [data[r * row_bits:(r + 1) * row_bits] for r in range(pe)]
+        for r, words in enumerate(self.weight_roms() if not roms else []):
             if G * S == 1:   # one word (a fully connected layer done in one step): a constant
                 roms.append(Const(words[0], unsigned(simd * p.wbits)))
                 continue
@@ -363,9 +391,8 @@ class MatrixVectorUnit(ProcessingElement):
         product = product_cost(p.in_bits, p.wbits, PRODUCT_STAGES, family)
         prod_bits = p.in_bits + p.wbits
         res = requantizer_resources(p.requant, p.pe, p.groups, p.acc_bits, p.out_bits, family)
-        rom = self.weight_rom_resources(family)
         if p.groups * p.steps > 1:
-            res = res + rom.scaled(p.pe)
+            res = res + self.weight_memory_resources(family)
         if p.groups > 1:
             res = res + memory_resources(p.simd * p.in_bits, p.steps, family)
         res = res + group_constants_resources(lane_constants(p.bias, p.pe, p.groups),
@@ -381,11 +408,17 @@ class MatrixVectorUnit(ProcessingElement):
         ff += PRODUCT_STAGES * (3 + max(1, (p.groups - 1).bit_length()))
         return res + Resources(dsp=self.multipliers() * product.dsp, lut=lut, ff=ff)
 
-    def weight_rom_resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """One PE row's weight ROM, ``groups * steps`` x ``simd * wbits``, as placed, with
-        its output register(s) (:func:`~rtl_templates.rom.rom_resources`)."""
+    def weight_memory_resources(self, family: str | DeviceFamily = "7series",
+                                style: MemoryStyle | None = None) -> Resources:
+        """The weight memories placed as ``style`` says (default: the unit's own): one ROM
+        per PE row, ``groups * steps`` x ``simd * wbits``, with its output register(s)
+        (:func:`~rtl_templates.rom.rom_resources`), or for ``ULTRA`` the one loaded memory
+        of :attr:`load_width` bits (:func:`~rtl_templates.weight_load.loaded_memory_resources`)."""
         p = self.params
-        return rom_resources(p.simd * p.wbits, p.groups * p.steps, family, p.weight_style)
+        style = p.weight_style if style is None else style
+        if style is MemoryStyle.ULTRA:
+            return loaded_memory_resources(self.load_width, p.groups * p.steps, family)
+        return rom_resources(p.simd * p.wbits, p.groups * p.steps, family, style).scaled(p.pe)
 
     def multipliers(self) -> int:
         """Multipliers the tools keep: ``pe * simd``, except that a one-word weight ROM makes

@@ -11,18 +11,21 @@ import math
 from dataclasses import dataclass, fields
 from enum import Enum
 
-__all__ = ["Resources", "DeviceFamily", "FAMILIES", "family", "bram18_count", "lutram_luts",
-           "mux_luts", "memory_resources", "MemoryStyle"]
+__all__ = ["Resources", "RESOURCE_FIELDS", "DeviceFamily", "FAMILIES", "family", "bram18_count",
+           "uram_count", "URAM_WIDTH", "URAM_DEPTH", "lutram_luts", "mux_luts", "memory_resources",
+           "MemoryStyle"]
 
 
 @dataclass(frozen=True)
 class Resources:
-    """Counts of the four resources a dataflow design runs out of."""
+    """Counts of the resources a dataflow design runs out of (``uram``: UltraScale+ URAM288
+    blocks, 0 on every other family)."""
 
     dsp: int = 0
     bram18: int = 0
     lut: int = 0
     ff: int = 0
+    uram: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -38,6 +41,10 @@ class Resources:
 
     def scaled(self, n: int) -> "Resources":
         return Resources(*(getattr(self, f.name) * n for f in fields(self)))
+
+
+#: The :class:`Resources` fields, in report order.
+RESOURCE_FIELDS: tuple[str, ...] = ("dsp", "bram18", "lut", "ff", "uram")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class DeviceFamily:
         Words of a ROM in logic that one output bit reads through the slice's own
         multiplexers, without a LUT of multiplexing: 64, one LUT6 (the Xilinx flow here maps
         no MUXF7/F8), or four LUT4s with a PFUMX and an L6MUX21 on ECP5.
+    has_uram : bool
+        The family has URAM288 blocks (UltraScale+; a device may still have none).
     """
 
     name: str
@@ -67,13 +76,14 @@ class DeviceFamily:
     lutram_bits: int = 64
     mux_inputs: int = 4
     rom_tree_words: int = 64
+    has_uram: bool = False
 
 
 _XILINX_BRAM18 = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
 
 FAMILIES = {
     "7series": DeviceFamily("7series", _XILINX_BRAM18, (25, 18)),
-    "ultrascale": DeviceFamily("ultrascale", _XILINX_BRAM18, (27, 18)),
+    "ultrascale": DeviceFamily("ultrascale", _XILINX_BRAM18, (27, 18), has_uram=True),
     # ECP5: one EBR is 18 Kb with the same shapes; MULT18X18D; LUT4 distributed RAM is 16x1.
     "ecp5": DeviceFamily("ecp5", _XILINX_BRAM18, (18, 18), lutram_bits=16, mux_inputs=2),
 }
@@ -99,6 +109,19 @@ def bram18_count(width: int, depth: int, fam: str | DeviceFamily = "7series") ->
     return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in family(fam).bram_aspects)
 
 
+#: One URAM288 block: 4,096 words of 72 bits, one shape only (UG573).
+URAM_WIDTH, URAM_DEPTH = 72, 4096
+
+
+def uram_count(width: int, depth: int) -> int:
+    """URAM288 blocks holding a ``depth`` x ``width`` memory: ``ceil(width / 72)`` side by side
+    per 4,096 words (deeper memories are banks of 4,096 words, :mod:`rtl_templates.weight_load`).
+    yosys (``synth_xilinx -family xcup``) maps a ``ram_style = "ultra"`` memory so."""
+    if width < 1 or depth < 1:
+        raise ValueError(f"memory must be at least 1x1, not {depth}x{width}")
+    return math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
+
+
 def lutram_luts(width: int, depth: int, fam: str | DeviceFamily = "7series") -> int:
     """LUTs a ``depth`` x ``width`` memory takes as distributed RAM or ROM."""
     return width * math.ceil(depth / family(fam).lutram_bits)
@@ -115,11 +138,14 @@ BRAM_THRESHOLD_BITS = 4096
 
 class MemoryStyle(Enum):
     """Where a memory goes: ``AUTO`` as the tools would map it by size (block RAM from
-    :data:`BRAM_THRESHOLD_BITS` up), or forced to ``BLOCK`` RAM or ``LUT`` (distributed) RAM."""
+    :data:`BRAM_THRESHOLD_BITS` up), or forced to ``BLOCK`` RAM, ``LUT`` (distributed) RAM or
+    ``ULTRA`` RAM (URAM288; it has no initial contents, so a weight memory there is written
+    through the weight-load path, :mod:`rtl_templates.weight_load`)."""
 
     AUTO = "auto"
     BLOCK = "block"
     LUT = "distributed"
+    ULTRA = "ultra"
 
     def is_block(self, width: int, depth: int) -> bool:
         if self is MemoryStyle.AUTO:
@@ -130,6 +156,10 @@ class MemoryStyle(Enum):
 def memory_resources(width: int, depth: int, fam: str | DeviceFamily = "7series",
                      style: MemoryStyle = MemoryStyle.AUTO) -> Resources:
     """A ROM or RAM of ``depth`` words of ``width`` bits, mapped as ``style`` says."""
+    if style is MemoryStyle.ULTRA:
+        if not family(fam).has_uram:
+            raise ValueError(f"the {family(fam).name} family has no URAM")
+        return Resources(uram=uram_count(width, depth))
     if not style.is_block(width, depth):
         return Resources(lut=lutram_luts(width, depth, fam))
     return Resources(bram18=bram18_count(width, depth, fam))

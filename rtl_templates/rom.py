@@ -66,6 +66,17 @@ module hwgen_ram_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
   assign r_data = mem[r_addr];         // asynchronous read: LUT RAM
 endmodule
 
+// A weight memory in UltraScale+ URAM288 (no initial contents: written by the weight load).
+module hwgen_uram_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
+    (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
+     input r_en, input [ADDR_BITS-1:0] r_addr, output reg [WIDTH-1:0] r_data = 0);
+  (* ram_style = "ultra" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+  always @(posedge clk) begin
+    if (w_en) mem[w_addr] <= w_data;
+    if (r_en) r_data <= mem[r_addr];
+  end
+endmodule
+
 // A ROM in LUTs. Vivado calls that "distributed"; yosys (which defines YOSYS) calls it "logic",
 // its "distributed" being LUT RAM, which a ROM cannot map to ("no valid mapping found").
 module hwgen_rom_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")
@@ -154,6 +165,8 @@ def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
         raise ValueError(f"a ROM needs at least one word, not {depth!r}")
     if not isinstance(style, MemoryStyle):
         raise TypeError(f"style must be a MemoryStyle, not {style!r}")
+    if style is MemoryStyle.ULTRA:
+        raise ValueError("a URAM has no initial contents: use weight_load.loaded_memory")
     block = style.is_block(width, depth)
     files = _ACTIVE.get()
     if files is None:

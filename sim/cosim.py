@@ -222,7 +222,8 @@ def _check_probability(name: str, value: float) -> float:
 def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: int,
               out_bits: int, out_beats_per_frame: int, idle: float = 0.0,
               backpressure: float = 0.0, seed: int = 0,
-              max_cycles: int | None = None) -> CosimRun:
+              max_cycles: int | None = None, load: np.ndarray | None = None,
+              load_beats: int = 0) -> CosimRun:
     """Stream ``frames_beats`` through the binary from :func:`build_cosim`.
 
     Parameters
@@ -239,6 +240,12 @@ def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: i
         The driver's random streams depend on nothing else, so runs are reproducible.
     max_cycles : int, optional
         Give up after this many cycles; default: the driver's (1000 + 64 per beat).
+    load : numpy.ndarray, optional
+        (beats, in_lanes) values of the design's weight load (docs/streams.md), streamed
+        before the first frame.
+    load_beats : int
+        The design's weight-load length (:attr:`hwgen.emit.Emitted.load_beats`); the driver
+        rejects a ``load`` of any other length in one line.
 
     Raises
     ------
@@ -271,6 +278,17 @@ def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: i
                "--out-beats-per-frame", str(out_beats_per_frame),
                "--idle", repr(idle), "--backpressure", repr(backpressure), "--seed", str(seed),
                "--in-words", str(words.shape[1]), "--out-words", str(out_words)]
+        if isinstance(load_beats, bool) or not isinstance(load_beats, int) or load_beats < 0:
+            raise ValueError(f"load_beats must be a non-negative int, not {load_beats!r}")
+        if (load is None) != (load_beats == 0):
+            raise ValueError("a weight load and its length (load_beats) go together")
+        if load is not None:
+            load = np.asarray(load, dtype=np.int64)
+            if load.ndim != 2 or load.shape[1] != in_lanes:
+                raise ValueError(f"load must be a (beats, {in_lanes}) array, not shape "
+                                 f"{load.shape}")
+            pack_beats(load, in_bits).tofile(tmp / "load.bin")
+            cmd += ["--load", str(tmp / "load.bin"), "--load-beats", str(load_beats)]
         if max_cycles is not None:
             if not isinstance(max_cycles, int) or max_cycles < 1:
                 raise ValueError(f"max_cycles must be a positive int, not {max_cycles!r}")

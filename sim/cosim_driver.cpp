@@ -3,6 +3,9 @@
 //
 // Files (all little-endian):
 //   --in F      input beats, each ceil(in_width / 32) uint32 words (lane 0 in the low bits)
+//   --load F    the weight load (docs/streams.md): --load-beats N input beats in the same
+//               format, streamed before the first frame (with the same idle gaps); a file of
+//               any other size is rejected
 //   --out F     output beats, written in the same format, ceil(out_width / 32) words each
 //   --timing F  int64 words: [total_cycles, wall_ns, in_accepted, out_received,
 //               in_words, out_words, in_cycle[in_accepted], out_cycle[out_received],
@@ -84,8 +87,8 @@ constexpr size_t kInWords = PortWords<InPort>::value;
 constexpr size_t kOutWords = PortWords<OutPort>::value;
 
 struct Options {
-    std::string in_path, out_path, timing_path;
-    uint64_t frames = 0, in_beats_per_frame = 0, out_beats_per_frame = 0;
+    std::string in_path, out_path, timing_path, load_path;
+    uint64_t frames = 0, in_beats_per_frame = 0, out_beats_per_frame = 0, load_beats = 0;
     double idle = 0.0, backpressure = 0.0;
     uint64_t seed = 0, max_cycles = 0, drain = 8;
     long in_words = -1, out_words = -1;  // what the caller packed; checked against the ports
@@ -105,7 +108,8 @@ Options parse(int argc, char** argv) {
         if (key == "--help") {
             std::printf("usage: %s --in F --out F --timing F --frames N --in-beats-per-frame N "
                         "--out-beats-per-frame N [--idle P] [--backpressure P] [--seed S] "
-                        "[--max-cycles N] [--drain N] [--in-words N] [--out-words N]\n"
+                        "[--max-cycles N] [--drain N] [--in-words N] [--out-words N] "
+                        "[--load F --load-beats N]\n"
                         "ports: in %zu words, out %zu words per beat\n",
                         argv[0], kInWords, kOutWords);
             std::exit(0);
@@ -136,6 +140,8 @@ Options parse(int argc, char** argv) {
         else if (key == "--drain") o.drain = num();
         else if (key == "--in-words") o.in_words = static_cast<long>(num());
         else if (key == "--out-words") o.out_words = static_cast<long>(num());
+        else if (key == "--load") o.load_path = v;
+        else if (key == "--load-beats") o.load_beats = num();
         else fail("unknown option %s", key.c_str());
     }
     if (o.in_path.empty() || o.out_path.empty() || o.timing_path.empty())
@@ -146,8 +152,11 @@ Options parse(int argc, char** argv) {
         fail("--in-words disagrees with s_axis_tdata (%s)", std::to_string(kInWords).c_str());
     if (o.out_words >= 0 && static_cast<size_t>(o.out_words) != kOutWords)
         fail("--out-words disagrees with m_axis_tdata (%s)", std::to_string(kOutWords).c_str());
+    if (o.load_path.empty() != (o.load_beats == 0))
+        fail("%s", "--load and a positive --load-beats go together");
     if (!o.max_cycles)  // generous: a network is far slower than one beat per cycle
-        o.max_cycles = 1000 + 64 * (o.frames * (o.in_beats_per_frame + o.out_beats_per_frame));
+        o.max_cycles = 1000 + 64 * (o.frames * (o.in_beats_per_frame + o.out_beats_per_frame)
+                                    + o.load_beats);
     return o;
 }
 
@@ -180,6 +189,17 @@ int main(int argc, char** argv) {
     if (in_words.size() != in_total * kInWords)
         fail("input file holds the wrong number of words for the frames given: %s",
              std::to_string(in_words.size()).c_str());
+    std::vector<uint32_t> load_words;
+    if (opt.load_beats) {
+        load_words = read_words(opt.load_path);
+        if (load_words.size() != opt.load_beats * kInWords) {
+            const std::string why = opt.load_path + " holds " +
+                std::to_string(load_words.size()) + " words; the design's weight load is " +
+                std::to_string(opt.load_beats) + " beats of " + std::to_string(kInWords) +
+                " words (" + std::to_string(opt.load_beats * kInWords) + ")";
+            fail("weight load of the wrong size: %s", why.c_str());
+        }
+    }
 
     auto ctx = std::make_unique<VerilatedContext>();
     auto top = std::make_unique<Vhwgen_top>(ctx.get(), "TOP");
@@ -207,15 +227,23 @@ int main(int argc, char** argv) {
     top->rst = 0;
 
     const auto t0 = std::chrono::steady_clock::now();
-    uint64_t cycle = 0, next_in = 0, received = 0, extra = 0, drain_left = opt.drain;
+    uint64_t cycle = 0, next_in = 0, next_load = 0, received = 0, extra = 0;
+    uint64_t drain_left = opt.drain;
+    bool loading_beat = false;  // the beat held is a weight-load beat
     bool holding = false;  // AXI: once tvalid is up it stays up, payload unchanged, until taken
     bool finished = false;
     while (cycle < opt.max_cycles) {
         // Low phase: drive this cycle's inputs and let the combinational paths settle.
-        if (!holding && next_in < in_total && !idle_rng.chance(opt.idle)) {
+        if (!holding && next_load < opt.load_beats && !idle_rng.chance(opt.idle)) {
+            set_port(top->s_axis_tdata, &load_words[next_load * kInWords]);
+            top->s_axis_tlast = next_load == opt.load_beats - 1;
+            holding = loading_beat = true;
+        } else if (!holding && next_load == opt.load_beats && next_in < in_total &&
+                   !idle_rng.chance(opt.idle)) {
             set_port(top->s_axis_tdata, &in_words[next_in * kInWords]);
             top->s_axis_tlast = (next_in % opt.in_beats_per_frame) == opt.in_beats_per_frame - 1;
             holding = true;
+            loading_beat = false;
         }
         top->s_axis_tvalid = holding;
         top->m_axis_tready = finished || !bp_rng.chance(opt.backpressure);
@@ -231,7 +259,10 @@ int main(int argc, char** argv) {
                 ++extra;
             }
         }
-        if (in_fire) {
+        if (in_fire && loading_beat) {
+            ++next_load;
+            holding = false;
+        } else if (in_fire) {
             in_cycle.push_back(static_cast<int64_t>(cycle));
             ++next_in;
             holding = false;

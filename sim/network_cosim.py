@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.host.frames import bytes_to_beats
 from boards.host.pynq_partitions import chain_input
 from dataflows.golden import run_quantized
 from hwgen.outputs import write_file_atomically
@@ -92,12 +93,21 @@ def _images(qmodel, frames: int, seed: int) -> list[np.ndarray]:
     return [qmodel.quantize_input(f) for f in x]
 
 
+def weight_load(emitted) -> np.ndarray | None:
+    """The input beats of ``emitted``'s weight load (its ``weights/weight_load.bin``, the
+    bytes a host sends), or None when every weight is in the bitstream."""
+    if not emitted.load_beats:
+        return None
+    return bytes_to_beats(emitted.weight_load.read_bytes(), emitted.in_lanes, emitted.in_bits)
+
+
 def _stream(exe, emitted, images, where, **kw):
     beats = np.stack([frame_to_beats(img, emitted.in_lanes) for img in images])
     with _cwd(where):
         return run_cosim(exe, beats, in_bits=emitted.in_bits, out_lanes=emitted.out_lanes,
                          out_bits=emitted.out_bits,
-                         out_beats_per_frame=emitted.out_beats_per_frame, **kw)
+                         out_beats_per_frame=emitted.out_beats_per_frame,
+                         load=weight_load(emitted), load_beats=emitted.load_beats, **kw)
 
 
 def _golden(qmodel, images) -> list[dict]:
@@ -171,7 +181,7 @@ def cosimulate(build_result, *, frames: int = 3, seed: int = 0, idle: float = 0.
         build_s += time.perf_counter() - t0
         pace, latency = part.cycles_per_frame, stage_latency(part.hw)
         # Generous: squeeze-excite networks hold many frames in flight (EfficientNet-B0: ~25).
-        limit = (2 * latency + pace * (frames + 4)) * 4 + 200_000
+        limit = (2 * latency + pace * (frames + 4)) * 4 + 200_000 + 64 * emitted.load_beats
         say(f"streaming {frames} frames through {named or 'the design '}at full rate")
         # The partition's input frames as the board's host program chains them.
         in_shape = tuple(part.hw.input_shape)
@@ -236,7 +246,7 @@ def first_divergence(part, qmodel, images, feed, cache: Path) -> str | None:
             e = emit(hw, Path(d))
             try:
                 run = _stream(build_cosim(e.verilog, cache).resolve(), e, feed, Path(d),
-                              max_cycles=part.cycles_per_frame * 20 + 200_000)
+                              max_cycles=part.cycles_per_frame * 20 + 200_000 + 64 * e.load_beats)
             except CosimError:
                 return False
             c = part.hw.channels

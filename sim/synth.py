@@ -82,7 +82,7 @@ def bram18_total(cells: dict) -> int:
 
 
 def _summary(cells: dict) -> dict:
-    """``cells`` plus ``dsp``, ``bram18``, ``lut`` and ``ff`` counted as the resource models
+    """``cells`` plus ``dsp``, ``bram18``, ``lut``, ``ff`` and ``uram`` counted as the resource models
     count them (:mod:`rtl_templates.resources`)."""
     out = dict(cells)
     # Logic LUTs ($lut from abc, LUT4 on ECP5; a CCU2C carry cell is two LUT4s) plus
@@ -96,6 +96,7 @@ def _summary(cells: dict) -> dict:
     out["dsp"] = sum(v for k, v in cells.items() if k.startswith("DSP48")) + \
         cells.get("MULT18X18D", 0)
     out["bram18"] = bram18_total(cells)
+    out["uram"] = cells.get("URAM288", 0)
     return out
 
 

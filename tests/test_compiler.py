@@ -126,7 +126,7 @@ def test_weights_move_into_luts_when_block_ram_runs_out():
     assert moved
     for st in moved:
         mvu = stage_units(st)[-1][1]
-        assert mvu.weight_rom_resources(board.family).bram18 == 0
+        assert mvu.weight_memory_resources(board.family).bram18 == 0
         assert mvu.params.weight_style is MemoryStyle.LUT
 
 

@@ -22,9 +22,10 @@ def report():
         "model": "squeezenet1_1", "board": "vc707", "clock_mhz": 200.0,
         "cycles_per_frame": 40_000, "latency_cycles": 95_000, "fps": 5000.0,
         "mac_efficiency": 0.8125, "fits_on_chip": True, "partitions": 1,
-        "resources": {"used": {"dsp": 1200, "bram18": 900, "lut": 150_000, "ff": 200_000},
+        "resources": {"used": {"dsp": 1200, "bram18": 900, "lut": 150_000, "ff": 200_000,
+                               "uram": 0},
                       "available": {"dsp": 2800, "bram18": 2060, "lut": 303_600,
-                                    "ff": 607_200}},
+                                    "ff": 607_200, "uram": 0}},
         "bandwidth": {"input_mbps": 752.6, "output_mbps": 20.0, "ddr_mbps": 0.0},
         "stages": [
             _stage("conv1", "conv", 16, 3, 38_000, 48, 4, 9000),
@@ -62,7 +63,7 @@ def test_json_keys_in_schema_order_extras_after(report, tmp_path):
                                                       "model_vs_synth"}
     assert list(loaded["stages"][0]) == ["name", "op", "pe", "simd", "cycles_per_frame", "dsp",
                                          "bram18", "lut"]
-    assert list(loaded["resources"]["used"]) == ["dsp", "bram18", "lut", "ff"]
+    assert list(loaded["resources"]["used"]) == ["dsp", "bram18", "lut", "ff", "uram"]
     assert loaded == report
 
 
@@ -79,6 +80,15 @@ def test_markdown_contents(report, tmp_path):
     assert "| dsp | 1,200 | 2,800 | 42.9 % | 2,380 |" in md
     assert "752.6" in md
     assert "## Partitions" in md and "model_vs_synth" in md
+    assert "| uram |" not in md and "URAM" not in md     # the VC707 has none
+
+
+def test_urams_listed_on_a_device_that_has_them(report):
+    report["resources"]["available"]["uram"] = 96
+    report["resources"]["used"]["uram"] = 40
+    md = render_markdown(report)
+    assert "| uram | 40 | 96 | 41.7 % |" in md
+    assert "| # | stages | DSP | BRAM18 | LUT | FF | URAM |" in md
 
 
 def test_latency_ms_derived_when_absent(report):

@@ -161,7 +161,7 @@ def test_weights_forced_into_luts():
     from sim.harness import to_verilog
     p = make_params(6, cin=128, cout=8, kernel=1, pe=2, simd=8, pixels=1)
     auto, lut = MatrixVectorUnit(p), MatrixVectorUnit(replace(p, weight_style=MemoryStyle.LUT))
-    assert auto.weight_rom_resources().bram18 == 2 and lut.weight_rom_resources().bram18 == 0
+    assert auto.weight_memory_resources().bram18 == 2 * 2 and lut.weight_memory_resources().bram18 == 0
     assert lut.resources().bram18 == auto.resources().bram18 - 2 * 2
     assert lut.resources().lut == auto.resources().lut + 2 * 64   # 64 bits x 1 LUT (64 deep)
     assert 'rom_style = "block"' in to_verilog(auto, "mvu_block_weights")
