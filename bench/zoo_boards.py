@@ -1,6 +1,6 @@
 """Every zoo model at full resolution on the four large boards, in estimate mode (``hwgen
 estimate``: the build's folding and report, no Verilog): partitions, fps at the board clock,
-MAC efficiency η, DSP and BRAM18 use, DDR bandwidth, and the seconds each estimate took; the
+MAC efficiency η, DSP, BRAM18 and URAM use, DDR bandwidth, and the seconds each estimate took; the
 Vitis AI DPU's published figures beside ours (../shared/facts.md: Vitis AI 2.5 model zoo,
 2 x B4096 at 300 MHz on the ZCU104, 3 x B4096 at 281 MHz on the ZCU102).
 
@@ -48,12 +48,13 @@ def row(model: str, board: str, r: dict | None, why: str, seconds: float) -> lis
     anchor = DPU.get((model, board))
     dpu = f"{anchor:,.1f}" if anchor else ""
     if r is None:
-        return [model, board, "-", f"does not fit: {why}", "", "", "", "", "", dpu,
+        return [model, board, "-", f"does not fit: {why}", "", "", "", "", "", "", dpu,
                 f"{seconds:.1f}"]
     used, avail = r["resources"]["used"], r["resources"]["available"]
     return [model, board, str(r["partitions"]), _batch1(r), f"{_steady(r):,.1f}",
             f"{r['mac_efficiency']:.3f}",
             f"{used['dsp']:,}/{avail['dsp']:,}", f"{used['bram18']:,}/{avail['bram18']:,}",
+            f"{used['uram']:,}/{avail['uram']:,}" if avail["uram"] else "-",
             f"{r['bandwidth']['ddr_mbps']:,.0f}", dpu, f"{seconds:.1f}"]
 
 
@@ -104,7 +105,7 @@ def main() -> None:
             for board in boards:
                 results[model, board] = estimated(model, board, Path(tmp) / f"{model}-{board}")
     table(["model", "board", "partitions", "fps", "fps, large batch", "η", "DSP", "BRAM18",
-           "DDR MB/s", "DPU fps", "estimate s"],
+           "URAM", "DDR MB/s", "DPU fps", "estimate s"],
           [row(m, b, *results[m, b]) for m in models for b in boards])
     print("\nfps at the board clock, large batch (partitions back to back; a partitioned "
           "design's one-frame-at-a-time figure, each bitstream loaded once a frame, where the "

@@ -58,6 +58,10 @@ class BoardDesign:
     board_dir_name : str
         The folder in ``build_dir`` the project goes to: ``board``, or the private folder a
         writer fills before it replaces ``board`` whole.
+    weight_load : Path or None
+        ``weights/weight_load.bin``, the ``load_beats`` input beats a host sends once after
+        the bitstream is loaded (weights in URAM; docs/streams.md), or None.
+    load_beats : int
     """
 
     name: str
@@ -75,6 +79,11 @@ class BoardDesign:
     output_shape: tuple[int, ...]
     clock_mhz: float
     board_dir_name: str = "board"
+    weight_load: Path | None = None
+    load_beats: int = 0
+
+    #: The weight load's file name beside ``design.json`` in a project.
+    WEIGHT_LOAD = "weight_load.bin"
 
     @property
     def board_dir(self) -> Path:
@@ -131,6 +140,8 @@ class BoardDesign:
             "out_lanes": self.out_lanes, "out_bits": self.out_bits,
             "out_beats_per_frame": self.out_beats_per_frame,
             "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
+            "load_beats": self.load_beats,
+            "weight_load": self.WEIGHT_LOAD if self.load_beats else None,
         }, indent=2) + "\n"
 
 

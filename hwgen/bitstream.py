@@ -98,7 +98,8 @@ def _board_design(result: BuildResult, k: int, name: str, input_shape: tuple[int
         in_bits=e.in_bits, in_beats_per_frame=e.in_beats_per_frame, out_lanes=e.out_lanes,
         out_bits=e.out_bits, out_beats_per_frame=e.out_beats_per_frame,
         input_shape=input_shape, output_shape=output_shape,
-        clock_mhz=float(result.board.clock_mhz), board_dir_name=board_dir_name)
+        clock_mhz=float(result.board.clock_mhz), board_dir_name=board_dir_name,
+        weight_load=e.weight_load, load_beats=e.load_beats)
 
 
 def partition_designs(result: BuildResult, board_dir_name: str = "board") -> list[BoardDesign]:

@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["pack_beats", "unpack_beats", "words_per_beat", "tdata_bytes", "beats_to_bytes",
            "bytes_to_beats", "frame_to_beats", "encode_frame", "output_bytes", "decode_frame",
-           "load_golden", "mismatched"]
+           "load_golden", "mismatched", "read_weight_load"]
 
 
 def words_per_beat(lanes: int, bits: int) -> int:
@@ -145,6 +145,28 @@ def decode_frame(raw: bytes, design: dict) -> np.ndarray:
     """The received bytes of one output frame as an array of the design's output shape."""
     beats = bytes_to_beats(raw[:output_bytes(design)], design["out_lanes"], design["out_bits"])
     return beats.reshape(design["output_shape"])
+
+
+def read_weight_load(folder: Path, design: dict) -> bytes | None:
+    """The bytes of the design's weight load (``design.json``'s ``weight_load`` file beside
+    it), to send on the input stream once after the bitstream is loaded and before any frame
+    (docs/streams.md, "Weight load"); None when every weight is in the bitstream.
+
+    Raises
+    ------
+    ValueError
+        If the file's size is not ``load_beats`` input beats.
+    """
+    beats = design.get("load_beats", 0)
+    if not beats:
+        return None
+    path = Path(folder) / design["weight_load"]
+    data = path.read_bytes()
+    want = beats * tdata_bytes(design["in_lanes"], design["in_bits"])
+    if len(data) != want:
+        raise ValueError(f"{path} holds {len(data):,} bytes; the design's weight load is "
+                         f"{beats:,} beats, {want:,} bytes")
+    return data
 
 
 def load_golden(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -20,15 +20,19 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
+    from .frames import (decode_frame, encode_frame, load_golden, mismatched, output_bytes,
+                         read_weight_load)
 except ImportError:                 # run as a script from a board/ folder
-    from frames import decode_frame, encode_frame, load_golden, mismatched, output_bytes
+    from frames import (decode_frame, encode_frame, load_golden, mismatched, output_bytes,
+                        read_weight_load)
 
 __all__ = ["Accelerator", "encode_frame", "decode_frame", "load_golden", "main"]
 
 
 class Accelerator:
-    """The overlay on the board and one DMA transfer pair per frame.
+    """The overlay on the board and one DMA transfer pair per frame. A design with weights
+    in URAM gets its weight load (``weight_load.bin``) sent once, right after the overlay is
+    loaded (which resets the accelerator), before any frame.
 
     Parameters
     ----------
@@ -48,6 +52,12 @@ class Accelerator:
         self._in = allocate(shape=(in_len,), dtype=np.uint8)
         self._out = allocate(shape=(output_bytes(self.design),), dtype=np.uint8)
         self.fps = 0.0
+        load = read_weight_load(bitfile.parent, self.design)
+        if load is not None:
+            buffer = allocate(shape=(len(load),), dtype=np.uint8)
+            buffer[:] = np.frombuffer(load, dtype=np.uint8)
+            self.dma.sendchannel.transfer(buffer)
+            self.dma.sendchannel.wait()
 
     def run(self, images) -> list[np.ndarray]:
         """Each (H, W, C) image through the accelerator; sets ``fps`` over the whole batch."""

@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .frames import decode_frame, encode_frame, load_golden, mismatched, tdata_bytes
+    from .frames import (decode_frame, encode_frame, load_golden, mismatched,
+                         read_weight_load, tdata_bytes)
 except ImportError:
-    from frames import decode_frame, encode_frame, load_golden, mismatched, tdata_bytes
+    from frames import (decode_frame, encode_frame, load_golden, mismatched, read_weight_load,
+                        tdata_bytes)
 
 __all__ = ["XrtAccelerator", "word_bytes", "to_words", "from_words", "main"]
 
@@ -49,7 +51,9 @@ def from_words(raw: bytes, lanes: int, bits: int) -> bytes:
 
 
 class XrtAccelerator:
-    """The xclbin on device 0 and one mover run pair per frame.
+    """The xclbin on device 0 and one mover run pair per frame. A design with weights in
+    URAM gets its weight load (``weight_load.bin``) streamed once through ``hwgen_mm2s``
+    right after the xclbin is loaded (which resets the kernel), before any frame.
 
     Parameters
     ----------
@@ -75,6 +79,17 @@ class XrtAccelerator:
         self._in = pyxrt.bo(self.device, self._in_size, pyxrt.bo.normal, self.mm2s.group_id(0))
         self._out = pyxrt.bo(self.device, self._out_size, pyxrt.bo.normal, self.s2mm.group_id(1))
         self.fps = 0.0
+        load = read_weight_load(xclbin.parent, d)
+        if load is not None:
+            words = to_words(load, d["in_lanes"], d["in_bits"])
+            bo = pyxrt.bo(self.device, len(words), pyxrt.bo.normal, self.mm2s.group_id(0))
+            bo.write(np.frombuffer(words, dtype=np.uint8), 0)
+            bo.sync(pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, len(words), 0)
+            send = pyxrt.run(self.mm2s)
+            send.set_arg(0, bo)
+            send.set_arg(2, d["load_beats"])
+            send.start()
+            send.wait()
 
     def run(self, images) -> list[np.ndarray]:
         """Each (H, W, C) image through the card; sets ``fps`` over the whole batch."""

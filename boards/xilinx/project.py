@@ -68,12 +68,14 @@ def stage_sources(design: BoardDesign) -> list[Path]:
 
 def copy_host(design: BoardDesign, program: str, folder: Path | None = None) -> list[Path]:
     """The host program ``program``, ``frames.py`` (the framing and golden-file helpers every
-    host program shares) and ``design.json`` into the project (``folder``, by default
-    ``design.board_dir``)."""
+    host program shares), ``design.json`` and the weight load, if any, into the project
+    (``folder``, by default ``design.board_dir``)."""
     board_dir = design.board_dir if folder is None else folder
+    load = ([Path(shutil.copyfile(design.weight_load, board_dir / design.WEIGHT_LOAD))]
+            if design.load_beats else [])
     return [Path(shutil.copyfile(HOST_DIR / name, board_dir / name))
             for name in sorted({program, "frames.py"})] + \
-        [write_text(board_dir / DESIGN_JSON, design.host_json())]
+        [write_text(board_dir / DESIGN_JSON, design.host_json())] + load
 
 
 def reports_tcl(folder: str) -> str:
