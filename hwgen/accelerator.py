@@ -19,9 +19,13 @@ from rtl_templates.pe import beat_signature
 from rtl_templates.weight_load import WeightLoader
 
 from .hwgraph import HwGraph, Stage
-from .units import load_target, stage_units
+from .units import load_target, reads_ddr, stage_units
 
-__all__ = ["Accelerator", "AcceleratorShell", "StageBlock", "verilog_name"]
+__all__ = ["Accelerator", "AcceleratorShell", "StageBlock", "verilog_name", "DDR_MEMBERS"]
+
+#: The ports of a stage that reads its weights from DDR: the AXI4 read channels and the
+#: region's base address.
+DDR_MEMBERS = ("ddr", "ddr_base")
 
 
 def verilog_name(stage_name: str) -> str:
@@ -45,6 +49,11 @@ class StageBlock(wiring.Component):
         self.loaded = next((u for _, u in self.units if "load" in u.signature.members), None)
         if self.loaded is not None:
             members["load"] = self.loaded.signature.members["load"]
+        #: The unit that reads its weights from DDR (``ddr`` and ``ddr_base`` ports), if any.
+        self.streamed = next((u for _, u in self.units if "ddr" in u.signature.members), None)
+        if self.streamed is not None:
+            for name in DDR_MEMBERS:
+                members[name] = self.streamed.signature.members[name]
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -60,6 +69,9 @@ class StageBlock(wiring.Component):
             wiring.connect(m, getattr(last, p), wiring.flipped(getattr(self, p)))
         if self.loaded is not None:
             wiring.connect(m, wiring.flipped(self.load), self.loaded.load)
+        if self.streamed is not None:
+            wiring.connect(m, self.streamed.ddr, wiring.flipped(self.ddr))
+            m.d.comb += self.streamed.ddr_base.eq(self.ddr_base)
         return m
 
 
@@ -82,8 +94,15 @@ class _Top(wiring.Component):
         self.out_bits = hw.stage(last).bits
         #: The weight memories loaded after reset, in load order (docs/streams.md).
         self.load_targets = [t for t in map(load_target, hw.stages()) if t is not None]
-        super().__init__({"i": In(beat_signature(hw.input_bits, self.in_lanes)),
-                          "o": Out(beat_signature(self.out_bits, self.out_lanes))})
+        #: The stages reading their weights from DDR, in order: port ``ddr<k>`` is the k-th's.
+        self.ddr_stages = [st.name for st in hw.stages() if reads_ddr(st)]
+        members = {"i": In(beat_signature(hw.input_bits, self.in_lanes)),
+                   "o": Out(beat_signature(self.out_bits, self.out_lanes))}
+        for k, name in enumerate(self.ddr_stages):
+            unit = stage_units(hw.stage(name))[-1][1]
+            members[f"ddr{k}"] = unit.signature.members["ddr"]
+            members[f"ddr{k}_base"] = unit.signature.members["ddr_base"]
+        super().__init__(members)
 
     def _loader(self, m: Module):
         """The input stream as the first stage should see it: through a :class:`WeightLoader`
@@ -122,8 +141,16 @@ class Accelerator(_Top):
         wiring.connect(m, source, getattr(blocks[first], port))
         for k, target in enumerate(self.load_targets):
             wiring.connect(m, getattr(loader, f"load{k}"), blocks[target.name].load)
+        for k, name in enumerate(self.ddr_stages):
+            wiring.connect(m, blocks[name].ddr, wiring.flipped(getattr(self, f"ddr{k}")))
+            m.d.comb += blocks[name].ddr_base.eq(getattr(self, f"ddr{k}_base"))
         wiring.connect(m, getattr(blocks[last], out_port), wiring.flipped(self.o))
         return m
+
+
+def _flat(sig: wiring.Signature):
+    """``(name, (attribute, flow))`` of a signature's plain ports (the AXI channels' signals)."""
+    return [(name, (name, member.flow)) for name, member in sig.members.items()]
 
 
 class AcceleratorShell(_Top):
@@ -166,6 +193,12 @@ class AcceleratorShell(_Top):
             if st.name in loads:
                 ports["i_load__valid"] = loads[st.name].valid
                 ports["i_load__data"] = loads[st.name].data
+            if st.name in self.ddr_stages:
+                k = self.ddr_stages.index(st.name)
+                bus = getattr(self, f"ddr{k}")
+                for member, (path, flow) in _flat(block.signature.members["ddr"].signature):
+                    ports[f"{'o' if flow is wiring.Out else 'i'}_ddr__{member}"] = getattr(bus, path)
+                ports["i_ddr_base"] = getattr(self, f"ddr{k}_base")
             has_clk, has_rst = self.clocked[st.name]
             if has_clk:
                 ports["i_clk"] = ClockSignal("sync")

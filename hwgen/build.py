@@ -15,7 +15,7 @@ from rtl_templates.resources import RESOURCE_FIELDS, MemoryStyle
 
 from .capacity import check_layers_fit
 from .compile import (Compiled, compile_model, partition_ddr_bytes, partition_ddr_cycles,
-                      require_uram, stage_latency)
+                      require_ddr, require_uram, stage_latency)
 from .emit import Emitted, emit
 from .hwgraph import Op
 from .outputs import check_output_dir, replacing_dir
@@ -49,7 +49,8 @@ class BuildOptions:
     each partition before the next partition's bitstream is loaded (default 1): its fps counts
     one reconfiguration per partition per batch. ``uram_weights`` puts every weight memory
     that would take block RAM into URAM (loaded through the weight-load path at start, so
-    the weights can be replaced at run time); the board must have URAM.
+    the weights can be replaced at run time); the board must have URAM. ``ddr_weights``
+    has every fully connected layer read its weights from the board's DDR every frame.
 
     Raises
     ------
@@ -69,6 +70,7 @@ class BuildOptions:
     on_chip_only: bool = False
     batch: int | None = None
     uram_weights: bool = False
+    ddr_weights: bool = False
 
     def __post_init__(self):
         if self.fps is not None and not (isinstance(self.fps, (int, float))
@@ -108,12 +110,14 @@ class BuildResult:
 
 
 def _weight_memory(mvu, family) -> str:
-    """Where a matrix-vector unit's weights are: "uram", "bram", "lut" or "constants"."""
+    """Where a matrix-vector unit's weights are: "uram", "ddr", "bram", "lut" or "constants"."""
     p = mvu.params
     if p.groups * p.steps == 1:
         return "constants"
     if p.weight_style is MemoryStyle.ULTRA:
         return "uram"
+    if p.weight_style is MemoryStyle.DDR:
+        return "ddr"
     return "bram" if mvu.weight_memory_resources(family).bram18 else "lut"
 
 
@@ -126,7 +130,10 @@ def _stage_row(st, family) -> dict:
            "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
            "uram": res.uram}
     if st.op in (Op.CONV, Op.FC):
-        row["weights"] = _weight_memory(units[-1][1], family)
+        mvu = units[-1][1]
+        row["weights"] = _weight_memory(mvu, family)
+        if row["weights"] == "ddr":
+            row["ddr_bytes_per_frame"] = mvu.ddr_bytes_per_frame()
     return row
 
 
@@ -206,6 +213,7 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
         details.append(detail)
     ddr_bytes = sum(moved)
     stages = [_stage_row(st, board.family) for p in parts for st in p.hw.stages()]
+    weight_bytes = sum(s.get("ddr_bytes_per_frame", 0) for s in stages)   # streamed weights
     latency = sum(stage_latency(p.hw) for p in parts)
     report = {
         "model": model_name, "board": board.name, "clock_mhz": clock,
@@ -216,7 +224,8 @@ def make_report(model_name: str, board, model, parts: list[Compiled], abits: int
                       "available": {k: getattr(avail, k) for k in RESOURCE_FIELDS}},
         "bandwidth": {"input_mbps": round(inp.h * inp.w * inp.c * to_mb, 3),
                       "output_mbps": round(out.h * out.w * out.c * to_mb, 3),
-                      "ddr_mbps": round(ddr_bytes * fps / 1e6, 3),
+                      "ddr_mbps": round((ddr_bytes + weight_bytes) * fps / 1e6, 3),
+                      "ddr_weight_bytes_per_frame": int(weight_bytes),
                       "board_ddr_mbps": round(board.ddr_gbps * 1e3, 3)},
         "stages": stages,
         "latency_ms": round(latency / (clock * 1e3), 4),
@@ -262,6 +271,8 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
     say = progress or (lambda msg: None)
     if opts.uram_weights:
         require_uram(board)           # before the model is loaded and quantized
+    if opts.ddr_weights:
+        require_ddr(board)
     loaded = load_model(opts.model, **opts.model_options)
     model = loaded.model
     say(f"model {model.name}: {model.params:,} params, {model.macs / 1e6:.1f}M MACs, "
@@ -274,7 +285,7 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
         # Resource models build sub-units only to ask them for figures.
         warnings.filterwarnings("ignore", message=".*created but never used")
         parts = compile_model(q, board, fps=opts.fps, batch=opts.batch, progress=say,
-                              uram_weights=opts.uram_weights)
+                              uram_weights=opts.uram_weights, ddr_weights=opts.ddr_weights)
         if opts.on_chip_only and len(parts) > 1:
             raise NotOnChipError(len(parts), board.name)
         report = make_report(opts.design_name, board, model, parts, opts.abits, opts.batch)
@@ -334,7 +345,8 @@ def build(opts: BuildOptions, progress=None) -> BuildResult:
                               "out_beats_per_frame": e.out_beats_per_frame,
                               "load_beats": e.load_beats,
                               "weight_load": (None if e.weight_load is None
-                                              else str(e.weight_load.relative_to(work)))}
+                                              else str(e.weight_load.relative_to(work))),
+                              "ddr_regions": [str(f.relative_to(work)) for f in e.ddr_regions]}
                              for e in emitted]
             write_report(report, work)
             (work / BUILD_MARKER).write_text(options_record(opts, board.name))
@@ -353,4 +365,5 @@ def _moved(e: Emitted, old: Path, new: Path) -> Emitted:
     return dataclasses.replace(
         e, verilog=new / e.verilog.relative_to(old),
         weight_files=[new / f.relative_to(old) for f in e.weight_files],
-        weight_load=None if e.weight_load is None else new / e.weight_load.relative_to(old))
+        weight_load=None if e.weight_load is None else new / e.weight_load.relative_to(old),
+        ddr_regions=tuple(new / f.relative_to(old) for f in e.ddr_regions))

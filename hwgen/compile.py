@@ -23,7 +23,7 @@ import networkx as nx
 
 from dataflows.numerics import RequantSpec
 from dataflows.quantize import QConv
-from rtl_templates.resources import RESOURCE_FIELDS, Resources
+from rtl_templates.resources import RESOURCE_FIELDS, MemoryStyle, Resources
 
 from .fifo_sizing import add_input_buffers, size_fifos
 from .fold import (DesignTooLargeError, FitError, FoldResult, Limit, PaceUnreachableError,
@@ -251,8 +251,34 @@ def require_uram(board) -> None:
                          + ", ".join(b.name for b in BOARDS.values() if b.uram))
 
 
+def require_ddr(board) -> None:
+    """ValueError naming the boards that have DDR, unless ``board`` has some."""
+    if not board.ddr_gbps:
+        from boards import BOARDS
+        raise ValueError(f"--ddr-weights: board {board.name!r} has no DDR; boards with DDR: "
+                         + ", ".join(b.name for b in BOARDS.values() if b.ddr_gbps))
+
+
+def stream_weights_from_ddr(hw: HwGraph, board) -> list[str]:
+    """Make every fully connected stage read its weights from DDR, each with an equal share
+    of the board's DDR bytes per cycle; returns their names.
+
+    Raises
+    ------
+    ValueError
+        If the board has no DDR.
+    """
+    require_ddr(board)
+    streamed = [st for st in hw.stages() if st.op is Op.FC]
+    for st in streamed:
+        st.weight_style = MemoryStyle.DDR
+        st.ddr_bytes_per_cycle = board.ddr_bytes_per_cycle / len(streamed)
+    return [st.name for st in streamed]
+
+
 def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None = None,
-                  progress=None, uram_weights: bool = False) -> list[Compiled]:
+                  progress=None, uram_weights: bool = False,
+                  ddr_weights: bool = False) -> list[Compiled]:
     """Compile ``qmodel`` for ``board``; one :class:`Compiled` per partition (one if it fits).
 
     Parameters
@@ -272,6 +298,9 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
     uram_weights : bool
         Every weight memory that would take block RAM goes to URAM
         (:func:`hwgen.fold.place_weights`); the board must have URAM.
+    ddr_weights : bool
+        Fully connected layers read their weights from DDR every frame
+        (:func:`stream_weights_from_ddr`); the board must have DDR.
 
     Raises
     ------
@@ -294,6 +323,9 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
     hw = lower(qmodel)
     hw.weights_in_uram = uram_weights
     say(f"lowered to {len(hw.graph)} stages")
+    if ddr_weights:
+        names = stream_weights_from_ddr(hw, board)
+        say(f"weights read from DDR every frame: {', '.join(names) or 'no layer'}")
     budget, family = board.budget(), board.family
     if fps is None:
         return [c for _, c in _fastest(hw, budget, family, say, progress)]

@@ -24,13 +24,14 @@ from amaranth.back import rtlil, verilog
 from rtl_templates.axis_top import TOP_NAME, AxiStreamTop, to_verilog
 from rtl_templates.library import library_verilog
 from rtl_templates.rom import RomFiles, external_roms
+from rtl_templates.axi4_reader import ddr_image
 from rtl_templates.weight_load import load_image
 
 from boards.host.frames import beats_to_bytes
 
 from .accelerator import AcceleratorShell, StageBlock, verilog_name
 from .hwgraph import HwGraph
-from .units import load_words, stage_resources
+from .units import load_words, stage_resources, stage_units
 
 __all__ = ["Emitted", "emit", "TOP_NAME", "WEIGHT_LOAD_FILE"]
 
@@ -42,7 +43,9 @@ WEIGHT_LOAD_FILE = "weight_load.bin"
 class Emitted:
     """What :func:`emit` wrote and the top's stream shapes (for drivers); ``load_beats``
     input beats of weights precede the first frame (``weight_load``: their file), 0 when
-    every weight is in the bitstream."""
+    every weight is in the bitstream; ``ddr_regions`` are the weight regions of the AXI4 read
+    ports ``m_axi_ddr<k>_*`` in port order (``weights/ddr<k>.bin``), each port modelled at
+    ``ddr_bytes_per_cycle``."""
 
     verilog: Path
     weight_files: list[Path]
@@ -54,6 +57,8 @@ class Emitted:
     out_beats_per_frame: int
     load_beats: int = 0
     weight_load: Path | None = None
+    ddr_regions: tuple[Path, ...] = ()
+    ddr_bytes_per_cycle: float = 0.0
 
 
 _HW: HwGraph | None = None   # the graph being emitted, inherited by forked workers
@@ -241,6 +246,14 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
         load_path.write_bytes(beats_to_bytes(image, hw.input_bits))
     elif load_path.exists():
         load_path.unlink()
+    for old in wdir.glob("ddr*.bin"):
+        old.unlink()
+    regions, rates = [], []
+    for k, name in enumerate(shell.ddr_stages):
+        mvu = stage_units(hw.stage(name))[-1][1]
+        regions.append(wdir / f"ddr{k}.bin")
+        regions[-1].write_bytes(ddr_image(mvu.reader_params, mvu.load_words()))
+        rates.append(mvu.params.ddr_bytes_per_cycle)
     written = []
     for name, body in sorted(files.items()):
         f = wdir / name
@@ -248,4 +261,5 @@ def emit(hw: HwGraph, out_dir: Path, *, header: str = "", jobs: int | None = Non
             f.write_text(body)
         written.append(f)
     return Emitted(path, written, shell.in_lanes, hw.input_bits, in_beats, shell.out_lanes,
-                   shell.out_bits, out_beats, load_beats, load_path if load_beats else None)
+                   shell.out_bits, out_beats, load_beats, load_path if load_beats else None,
+                   tuple(regions), min(rates, default=0.0))

@@ -19,6 +19,7 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
+from rtl_templates.axi4_reader import ReaderParams, ddr_cycles_per_frame
 from rtl_templates.resources import RESOURCE_FIELDS, MemoryStyle, Resources
 
 from .hwgraph import HwGraph, Op, Stage
@@ -117,6 +118,9 @@ def stage_cycles(stage: Stage, pe: int, simd: int) -> int:
         k = stage.spec.kernel[0] if op is Op.CONV else 1
         taps = k * k * ins.c
         mvu = out_px * (out.c // pe) * (taps // simd)
+        if stage.weight_style is MemoryStyle.DDR:
+            region = ReaderParams(pe * simd * stage.wbits, (out.c // pe) * (taps // simd))
+            mvu = max(mvu, ddr_cycles_per_frame(region, out_px, stage.ddr_bytes_per_cycle))
         if needs_window(stage):
             lanes, kx_lanes = window_lanes(stage, simd)
             return max(mvu, _beats(in_px, ins.c, lanes),
@@ -156,6 +160,9 @@ def candidates(stage: Stage) -> list[tuple[int, int]]:
             simds += [n * cin for n in divisors(stage.spec.kernel[0])[1:]
                       if n <= stage.in_shapes[0].w]
         pairs = [(p, s) for p in divisors(stage.out_shape.c) for s in simds]
+        if stage.weight_style is MemoryStyle.DDR:     # a one-word region is constants
+            taps = stage.in_shapes[0].c * (stage.spec.kernel[0] ** 2 if stage.op is Op.CONV else 1)
+            pairs = [(p, s) for p, s in pairs if p * s < stage.out_shape.c * taps]
         # Each output lane also has a requantization multiplier (about two DSPs), so for the
         # same multiply-accumulates per cycle fewer, wider rows are cheaper.
         return sorted(pairs, key=lambda ps: (ps[0] * ps[1] + REQUANT_DSPS * ps[0], -ps[1]))
@@ -231,7 +238,8 @@ def place_weights(hw: HwGraph, budget: Resources, family) -> Resources:
     board has any; the fewest URAMs per block RAM freed first), then for LUTs while LUTs and
     FFs stay within budget (the most block RAMs freed per LUT spent first).
     """
-    stages = [st for st in hw.stages() if st.op in (Op.CONV, Op.FC)]
+    stages = [st for st in hw.stages() if st.op in (Op.CONV, Op.FC)
+              and st.weight_style is not MemoryStyle.DDR]     # DDR is chosen before folding
     for st in stages:
         st.weight_style = MemoryStyle.AUTO
     total = design_resources(hw, family)

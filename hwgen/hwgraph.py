@@ -78,7 +78,10 @@ class Stage:
         Weight bits of a CONV, FC or DEPTHWISE stage.
     weight_style : MemoryStyle
         Where a CONV/FC stage's weight ROMs go: AUTO (by size) unless the placement
-        (:func:`hwgen.fold.place_weights`) moved them to URAM or LUTs.
+        (:func:`hwgen.fold.place_weights`) moved them to URAM or LUTs, or DDR: read from
+        off-chip memory every frame (``--ddr-weights``).
+    ddr_bytes_per_cycle : float
+        A DDR stage's share of the board's DDR bandwidth, bytes per cycle (0 otherwise).
     lut_table : numpy.ndarray or None
         A LUT stage's outputs for every input code, ascending.
     split_channels : (int, int) or None
@@ -106,6 +109,7 @@ class Stage:
     outputs: int = 1
     wbits: int | None = None
     weight_style: MemoryStyle = MemoryStyle.AUTO
+    ddr_bytes_per_cycle: float = 0.0
     lut_table: object = None
     split_channels: tuple[int, int] | None = None
     simd_in: int | None = None

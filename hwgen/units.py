@@ -31,7 +31,7 @@ from .hwgraph import Op, Stage
 from .lower import dense_weights
 
 __all__ = ["stage_units", "stage_resources", "needs_window", "weights_of", "window_lanes",
-           "load_target", "load_words"]
+           "load_target", "load_words", "reads_ddr"]
 
 
 def needs_window(stage: Stage) -> bool:
@@ -80,7 +80,7 @@ def stage_units(stage: Stage, pe: int | None = None, simd: int | None = None
     pe = stage.pe if pe is None else pe
     simd = stage.simd if simd is None else simd
     cache = stage.cache.setdefault("units", {})
-    key = (pe, simd, stage.fifo_depth, stage.weight_style)
+    key = (pe, simd, stage.fifo_depth, stage.weight_style, stage.ddr_bytes_per_cycle)
     if key not in cache:
         cache[key] = _build(stage, pe, simd)
     return cache[key]
@@ -97,6 +97,11 @@ def load_target(stage: Stage) -> LoadTarget | None:
         return None
     mvu = stage_units(stage)[-1][1]
     return LoadTarget(stage.name, mvu.load_width, mvu.params.groups * mvu.params.steps)
+
+
+def reads_ddr(stage: Stage) -> bool:
+    """Whether ``stage`` reads its weights from DDR every frame."""
+    return stage.weight_style is MemoryStyle.DDR
 
 
 def load_words(stage: Stage) -> list[int]:
@@ -120,7 +125,7 @@ def _build(stage: Stage, pe: int, simd: int) -> list[tuple[str, ProcessingElemen
             in_bits=in_bits, out_bits=bits, weights=w, bias=q.bias, requant=q.requant,
             wbits=wbits, acc_bits=_acc_bits(in_bits, wbits, w.shape[1], q.acc_bits),
             pe=pe, simd=simd, pixels=pixels,
-            weight_style=stage.weight_style))
+            weight_style=stage.weight_style, ddr_bytes_per_cycle=stage.ddr_bytes_per_cycle))
         if needs_window(stage):
             lanes, kx_lanes = window_lanes(stage, simd)
             window = _window(stage, lanes, WindowOrder.TAP_MAJOR, kx_lanes=kx_lanes)

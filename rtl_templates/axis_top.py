@@ -51,8 +51,9 @@ class AxiStreamTop(wiring.Component):
     ----------
     core : wiring.Component
         Has ``i: In(stream)`` and ``o: Out(stream)``, payloads
-        ``data.ArrayLayout(signed(bits), lanes)``. Other members are left unconnected, so
-        there should be none.
+        ``data.ArrayLayout(signed(bits), lanes)``. Any other member is an AXI4 read master
+        ``ddr<k>`` (DDR-streamed weights, :mod:`rtl_templates.axi4_reader`), which becomes
+        ports ``m_axi_ddr<k>_<signal>``, or a plain port (``ddr<k>_base``), kept by name.
     in_beats_per_frame, out_beats_per_frame : int
         Beats of one input / output frame. The output count places ``m_axis_tlast``; the input
         count is kept for drivers (``s_axis_tlast`` is not checked).
@@ -98,6 +99,21 @@ class AxiStreamTop(wiring.Component):
         self.out_layout = _beat_layout(core, "o")
         self.in_beats_per_frame = in_beats_per_frame
         self.out_beats_per_frame = out_beats_per_frame
+        #: (top port, core member, signal or None) of every port passed through.
+        self.passed = []
+        members = {}
+        for name, member in core.signature.members.items():
+            if name in ("i", "o"):
+                continue
+            if member.is_signature:
+                for sig_name, sub in member.signature.members.items():
+                    top = f"m_axi_{name}_{sig_name}"
+                    flow = sub.flow if member.flow is Out else sub.flow.flip()
+                    members[top] = flow(sub.shape)
+                    self.passed.append((top, name, sig_name))
+            else:
+                members[name] = member
+                self.passed.append((name, name, None))
         super().__init__({
             "s_axis_tdata": In(self.in_tdata_width),
             "s_axis_tvalid": In(1),
@@ -107,6 +123,7 @@ class AxiStreamTop(wiring.Component):
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
+            **members,
         })
 
     @property
@@ -153,6 +170,14 @@ class AxiStreamTop(wiring.Component):
             self.m_axis_tvalid.eq(core.o.valid & running),
             core.o.ready.eq(self.m_axis_tready & running),
         ]
+        for top, name, sig_name in self.passed:
+            inner = getattr(core, name) if sig_name is None else getattr(getattr(core, name),
+                                                                         sig_name)
+            outer = getattr(self, top)
+            if self.signature.members[top].flow is Out:
+                m.d.comb += outer.eq(inner)
+            else:
+                m.d.comb += inner.eq(outer)
         last_index = self.out_beats_per_frame - 1
         position = Signal(unsigned(max(1, last_index.bit_length())))
         m.d.comb += self.m_axis_tlast.eq(position == Const(last_index, position.shape()))

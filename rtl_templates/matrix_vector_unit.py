@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import fifo, memory
+from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from dataflows import numerics as nm
@@ -40,6 +40,8 @@ from .pe import ProcessingElement, beat_signature, control_pipeline
 from .requant import (Requantizer, group_constants, group_constants_resources, requantizer_resources,
                       lane_constants)
 from .rom import banked_rom_read, rom_resources
+from .axi4_reader import (AXI_ADDR_BITS, Axi4Reader, ReaderParams, axi4_read_signature,
+                          ddr_cycles_per_frame)
 from .weight_load import load_signature, loaded_memory, loaded_memory_resources
 from .resources import (BRAM_THRESHOLD_BITS, DeviceFamily, MemoryStyle, Resources,
                         lutram_luts, memory_resources)
@@ -134,7 +136,12 @@ class MatrixVectorParams:
         Where the weight ROMs go: by size (``AUTO``), or forced into block RAM or LUTs (the
         compiler moves poorly packed ROMs into LUTs when block RAM runs out), or ``ULTRA``:
         one memory of every PE row's words side by side in URAM, written through the unit's
-        ``load`` port (:mod:`rtl_templates.weight_load`).
+        ``load`` port (:mod:`rtl_templates.weight_load`), or ``DDR``: the same words read from
+        off-chip memory through the unit's ``ddr`` port, every pixel
+        (:mod:`rtl_templates.axi4_reader`).
+    ddr_bytes_per_cycle : float
+        With ``DDR``: the memory bandwidth the unit may use, bytes per cycle (its cycle model's
+        bound; the port itself carries at most one beat a cycle).
 
     Raises
     ------
@@ -153,6 +160,7 @@ class MatrixVectorParams:
     simd: int
     pixels: int = 1
     weight_style: MemoryStyle = MemoryStyle.AUTO
+    ddr_bytes_per_cycle: float = 0.0
 
     def __post_init__(self):
         nm.qrange(self.in_bits), nm.qrange(self.out_bits), nm.qrange(self.wbits)
@@ -172,9 +180,14 @@ class MatrixVectorParams:
             raise ValueError(f"bias must have {cout} entries, not shape {np.shape(self.bias)}")
         w, b = check_weights(w, self.bias, self.wbits, self.in_bits, self.acc_bits, taps)
         check_requant(self.requant, cout, self.out_bits)
-        if self.weight_style is MemoryStyle.ULTRA and cout // self.pe * taps // self.simd == 1:
-            raise ValueError("a one-word weight memory is constants, not a URAM: "
-                             "weight_style ULTRA needs groups * steps > 1")
+        off_chip = self.weight_style in (MemoryStyle.ULTRA, MemoryStyle.DDR)
+        if off_chip and cout // self.pe * taps // self.simd == 1:
+            raise ValueError(f"a one-word weight memory is constants, not a {self.weight_style.name}"
+                             f" memory: weight_style {self.weight_style.name} needs groups * "
+                             "steps > 1")
+        if (self.weight_style is MemoryStyle.DDR) != (self.ddr_bytes_per_cycle > 0):
+            raise ValueError(f"ddr_bytes_per_cycle must be positive exactly for DDR weights, "
+                             f"not {self.ddr_bytes_per_cycle!r}")
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "bias", b)
 
@@ -212,6 +225,9 @@ class MatrixVectorUnit(ProcessingElement):
         ``cout / pe`` beats per output pixel, channels ascending.
     load : In(load_signature(pe * simd * wbits)), only with ``weight_style`` ULTRA
         The weight memory's words (:meth:`load_words`) in address order, once after reset.
+    ddr : Out(axi4_read_signature(...)), ddr_base : In(AXI_ADDR_BITS), only with DDR
+        The AXI4 read channels and the byte address of the weight region
+        (:func:`~rtl_templates.axi4_reader.ddr_image` of :meth:`load_words`).
     """
 
     def __init__(self, params: MatrixVectorParams):
@@ -228,7 +244,15 @@ class MatrixVectorUnit(ProcessingElement):
                    "o": Out(beat_signature(params.out_bits, params.pe))}
         if params.weight_style is MemoryStyle.ULTRA:
             members["load"] = In(load_signature(self.load_width))
+        if params.weight_style is MemoryStyle.DDR:
+            members["ddr"] = Out(axi4_read_signature(self.reader_params.data_bits))
+            members["ddr_base"] = In(AXI_ADDR_BITS)
         super().__init__(members)
+
+    @property
+    def reader_params(self) -> ReaderParams:
+        """The DDR weight reader's shape: words of :attr:`load_width`, ``groups * steps``."""
+        return ReaderParams(self.load_width, self.params.groups * self.params.steps)
 
     @property
     def load_width(self) -> int:
@@ -268,20 +292,31 @@ class MatrixVectorUnit(ProcessingElement):
 
         # Stage 0: issue one step per enabled cycle (group 0 needs an input beat).
         issue = Signal()
+        weights_ready = Const(1)      # a weight word is at hand (always, unless from DDR)
+        if p.weight_style is MemoryStyle.DDR:
+            m.submodules.weight_reader = reader = Axi4Reader(self.reader_params)
+            wiring.connect(m, reader.bus, wiring.flipped(self.ddr))
+            m.d.comb += [reader.base.eq(self.ddr_base), reader.o.ready.eq(issue)]
+            weights_ready = reader.o.valid
         steps = wrapping_counter(m, "step", S, issue)
         groups = wrapping_counter(m, "group", G, issue & steps.last)
         step, group = steps.value, groups.value
         addr = wrapping_counter(m, "addr", G * S, issue).value   # weight ROM address, g * S + s
         from_input = groups.first
         m.d.comb += [
-            issue.eq(adv & (~from_input | self.i.valid)),
-            self.i.ready.eq(adv & from_input),
+            issue.eq(adv & (~from_input | self.i.valid) & weights_ready),
+            self.i.ready.eq(adv & from_input & weights_ready),
         ]
 
         roms = []
         row_bits = simd * p.wbits
         if p.weight_style is MemoryStyle.ULTRA:
             data = loaded_memory(m, "weights", self.load_width, G * S, self.load, addr, adv)
+            roms = [data[r * row_bits:(r + 1) * row_bits] for r in range(pe)]
+        elif p.weight_style is MemoryStyle.DDR:
+            data = Signal(self.load_width, name="weights_ddr")   # stage 1, as a ROM's data
+            with m.If(adv):
+                m.d.sync += data.eq(reader.o.payload)
             roms = [data[r * row_bits:(r + 1) * row_bits] for r in range(pe)]
         for r, words in enumerate(self.weight_roms() if not roms else []):
             if G * S == 1:   # one word (a fully connected layer done in one step): a constant
@@ -361,8 +396,25 @@ class MatrixVectorUnit(ProcessingElement):
         return p.requant.apply(acc).reshape(-1, p.pe)
 
     def cycles_per_frame(self) -> int:
+        """``pixels * groups * steps``; with DDR weights at least the frame's weight bytes
+        (every pixel reads the region) over the unit's DDR bytes per cycle, itself at most
+        the port's beat a cycle."""
         p = self.params
-        return p.pixels * p.groups * p.steps
+        compute = p.pixels * p.groups * p.steps
+        if p.weight_style is not MemoryStyle.DDR:
+            return compute
+        return max(compute, self.ddr_cycles_per_frame())
+
+    def ddr_bytes_per_frame(self) -> int:
+        """Bytes the unit reads from DDR per frame (0 unless its weights are there)."""
+        if self.params.weight_style is not MemoryStyle.DDR:
+            return 0
+        return self.params.pixels * self.reader_params.region_bytes
+
+    def ddr_cycles_per_frame(self) -> int:
+        """:func:`~rtl_templates.axi4_reader.ddr_cycles_per_frame`: a pass a pixel."""
+        return ddr_cycles_per_frame(self.reader_params, self.params.pixels,
+                                    self.params.ddr_bytes_per_cycle)
 
     def latency(self) -> int:
         """First input transfer to first output: the ``steps`` of group 0, then the pipeline."""
@@ -418,6 +470,9 @@ class MatrixVectorUnit(ProcessingElement):
         style = p.weight_style if style is None else style
         if style is MemoryStyle.ULTRA:
             return loaded_memory_resources(self.load_width, p.groups * p.steps, family)
+        if style is MemoryStyle.DDR:
+            return Axi4Reader(self.reader_params).resources(family) + Resources(
+                ff=self.load_width)                     # the word register of stage 1
         return rom_resources(p.simd * p.wbits, p.groups * p.steps, family, style).scaled(p.pe)
 
     def multipliers(self) -> int:

@@ -140,12 +140,14 @@ class MemoryStyle(Enum):
     """Where a memory goes: ``AUTO`` as the tools would map it by size (block RAM from
     :data:`BRAM_THRESHOLD_BITS` up), or forced to ``BLOCK`` RAM, ``LUT`` (distributed) RAM or
     ``ULTRA`` RAM (URAM288; it has no initial contents, so a weight memory there is written
-    through the weight-load path, :mod:`rtl_templates.weight_load`)."""
+    through the weight-load path, :mod:`rtl_templates.weight_load`), or ``DDR``: not on chip,
+    read from off-chip memory every frame (:mod:`rtl_templates.axi4_reader`)."""
 
     AUTO = "auto"
     BLOCK = "block"
     LUT = "distributed"
     ULTRA = "ultra"
+    DDR = "ddr"
 
     def is_block(self, width: int, depth: int) -> bool:
         if self is MemoryStyle.AUTO:
@@ -156,6 +158,8 @@ class MemoryStyle(Enum):
 def memory_resources(width: int, depth: int, fam: str | DeviceFamily = "7series",
                      style: MemoryStyle = MemoryStyle.AUTO) -> Resources:
     """A ROM or RAM of ``depth`` words of ``width`` bits, mapped as ``style`` says."""
+    if style is MemoryStyle.DDR:
+        return Resources()
     if style is MemoryStyle.ULTRA:
         if not family(fam).has_uram:
             raise ValueError(f"the {family(fam).name} family has no URAM")

@@ -165,8 +165,9 @@ def rom_read(m: Module, name: str, width: int, words: list[int], addr, en,
         raise ValueError(f"a ROM needs at least one word, not {depth!r}")
     if not isinstance(style, MemoryStyle):
         raise TypeError(f"style must be a MemoryStyle, not {style!r}")
-    if style is MemoryStyle.ULTRA:
-        raise ValueError("a URAM has no initial contents: use weight_load.loaded_memory")
+    if style in (MemoryStyle.ULTRA, MemoryStyle.DDR):
+        raise ValueError(f"a {style.value} weight memory is not a ROM: use "
+                         "weight_load.loaded_memory or axi4_reader.Axi4Reader")
     block = style.is_block(width, depth)
     files = _ACTIVE.get()
     if files is None:

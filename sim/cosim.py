@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -122,6 +123,24 @@ def build_cosim(verilog: Path | list[Path], build_dir: Path, *, jobs: int = 2,
     return exe
 
 
+#: The header the driver includes for the design's DDR read ports (``HWGEN_DDR_PORTS``).
+DDR_PORTS_HEADER = "hwgen_ddr_ports.h"
+
+
+def ddr_ports(verilog_texts: list[str]) -> int:
+    """AXI4 read ports ``m_axi_ddr<k>_*`` of the top (numbered from 0)."""
+    found = {int(k) for text in verilog_texts
+             for k in re.findall(r"\bm_axi_ddr(\d+)_araddr\b", text)}
+    if found != set(range(len(found))):
+        raise CosimError(f"DDR read ports are not numbered from 0: {sorted(found)}")
+    return len(found)
+
+
+def _ddr_header(ports: int) -> str:
+    return ("// Written by sim/cosim.py: the design's AXI4 read ports.\n"
+            "#define HWGEN_DDR_PORTS(X)" + "".join(f" X({k})" for k in range(ports)) + "\n")
+
+
 def _verilate(sources: list[Path], work: Path, exe_name: str, jobs: int, log: Path, *,
               top: str, driver: Path) -> None:
     """Run Verilator and the C++ build in ``work``; the log goes to ``log``.
@@ -130,6 +149,9 @@ def _verilate(sources: list[Path], work: Path, exe_name: str, jobs: int, log: Pa
     it started before ``work`` is removed (SIGINT to Python alone would leave them writing).
     """
     _ensure_verilator_on_path()
+    # The obj dir is on the driver's include path (verilated.mk's -I.).
+    (work / DDR_PORTS_HEADER).write_text(_ddr_header(ddr_ports(
+        [s.read_text(errors="replace") for s in sources])))
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", top,
            "--Mdir", str(work), "-o", exe_name, *BUILD_ARGS,
            *[arg for o in MAKE_OVERRIDES for arg in ("-MAKEFLAGS", o)],
@@ -223,7 +245,8 @@ def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: i
               out_bits: int, out_beats_per_frame: int, idle: float = 0.0,
               backpressure: float = 0.0, seed: int = 0,
               max_cycles: int | None = None, load: np.ndarray | None = None,
-              load_beats: int = 0) -> CosimRun:
+              load_beats: int = 0, ddr: list[Path] = (), ddr_latency: int = 64,
+              ddr_bytes_per_cycle: float = 16.0) -> CosimRun:
     """Stream ``frames_beats`` through the binary from :func:`build_cosim`.
 
     Parameters
@@ -246,6 +269,11 @@ def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: i
     load_beats : int
         The design's weight-load length (:attr:`hwgen.emit.Emitted.load_beats`); the driver
         rejects a ``load`` of any other length in one line.
+    ddr : list of Path
+        The weight region of each DDR read port, in port order (``weights/ddr<k>.bin``).
+    ddr_latency, ddr_bytes_per_cycle
+        The memory model: cycles from a burst's address to its first beat; bytes a cycle
+        each port may read at most.
 
     Raises
     ------
@@ -289,6 +317,11 @@ def run_cosim(exe: Path, frames_beats: np.ndarray, *, in_bits: int, out_lanes: i
                                  f"{load.shape}")
             pack_beats(load, in_bits).tofile(tmp / "load.bin")
             cmd += ["--load", str(tmp / "load.bin"), "--load-beats", str(load_beats)]
+        for region in ddr:
+            cmd += ["--ddr", str(Path(region).resolve())]
+        if ddr:
+            cmd += ["--ddr-latency", str(int(ddr_latency)),
+                    "--ddr-bytes-per-cycle", repr(float(ddr_bytes_per_cycle))]
         if max_cycles is not None:
             if not isinstance(max_cycles, int) or max_cycles < 1:
                 raise ValueError(f"max_cycles must be a positive int, not {max_cycles!r}")

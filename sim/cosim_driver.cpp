@@ -6,6 +6,10 @@
 //   --load F    the weight load (docs/streams.md): --load-beats N input beats in the same
 //               format, streamed before the first frame (with the same idle gaps); a file of
 //               any other size is rejected
+//   --ddr F     (once per AXI4 read port m_axi_ddr<k>_*, in order) the bytes of port k's
+//               weight region, at address 0 (rtl_templates/axi4_reader.py); the memory model
+//               answers a burst --ddr-latency N cycles after its address, at most
+//               --ddr-bytes-per-cycle B bytes a cycle per port (fractional: a token bucket)
 //   --out F     output beats, written in the same format, ceil(out_width / 32) words each
 //   --timing F  int64 words: [total_cycles, wall_ns, in_accepted, out_received,
 //               in_words, out_words, in_cycle[in_accepted], out_cycle[out_received],
@@ -17,12 +21,14 @@
 //
 // Built by sim/cosim.py (`verilator --cc --exe --build ... cosim_driver.cpp`).
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -30,6 +36,9 @@
 
 #include "Vhwgen_top.h"
 #include "verilated.h"
+// HWGEN_DDR_PORTS(X): X(k) for every AXI4 read port m_axi_ddr<k>_* of this design (written
+// per design by sim/cosim.py; empty for a design that reads no weights from DDR).
+#include "hwgen_ddr_ports.h"
 
 namespace {
 
@@ -87,6 +96,9 @@ constexpr size_t kInWords = PortWords<InPort>::value;
 constexpr size_t kOutWords = PortWords<OutPort>::value;
 
 struct Options {
+    std::vector<std::string> ddr_paths;
+    uint64_t ddr_latency = 64;
+    double ddr_bytes_per_cycle = 16.0;
     std::string in_path, out_path, timing_path, load_path;
     uint64_t frames = 0, in_beats_per_frame = 0, out_beats_per_frame = 0, load_beats = 0;
     double idle = 0.0, backpressure = 0.0;
@@ -141,6 +153,13 @@ Options parse(int argc, char** argv) {
         else if (key == "--in-words") o.in_words = static_cast<long>(num());
         else if (key == "--out-words") o.out_words = static_cast<long>(num());
         else if (key == "--load") o.load_path = v;
+        else if (key == "--ddr") o.ddr_paths.push_back(v);
+        else if (key == "--ddr-latency") o.ddr_latency = num();
+        else if (key == "--ddr-bytes-per-cycle") {
+            o.ddr_bytes_per_cycle = std::strtod(v, &end);
+            if (*end || !*v || !(o.ddr_bytes_per_cycle > 0.0))
+                fail("not a positive number of bytes per cycle: %s", v);
+        }
         else if (key == "--load-beats") o.load_beats = num();
         else fail("unknown option %s", key.c_str());
     }
@@ -159,6 +178,45 @@ Options parse(int argc, char** argv) {
                                     + o.load_beats);
     return o;
 }
+
+// One AXI4 read port's memory: bursts queue in order, each answered `latency` cycles after
+// its address was taken, beat by beat while the token bucket holds a beat's bytes.
+struct DdrMemory {
+    std::vector<uint8_t> image;
+    size_t beat_bytes = 0;
+    uint64_t latency = 0;
+    double rate = 0.0, tokens = 0.0;
+    struct Burst { uint64_t addr, beats, ready; };
+    std::vector<Burst> queue;       // small: at most kMaxBursts
+    static constexpr size_t kMaxBursts = 4;
+    uint64_t beat = 0;              // beats of the head burst sent
+    uint64_t bytes_read = 0;
+
+    bool arready() const { return queue.size() < kMaxBursts; }
+    // This cycle's R beat, if any: its address.
+    bool rvalid(uint64_t cycle) const {
+        return !queue.empty() && cycle >= queue.front().ready && tokens >= beat_bytes;
+    }
+    uint64_t raddr() const { return queue.front().addr + beat * beat_bytes; }
+    bool rlast() const { return beat + 1 == queue.front().beats; }
+    void take_address(uint64_t addr, uint64_t len, uint64_t cycle) {
+        if (addr + (len + 1) * beat_bytes > image.size()) {
+            std::fprintf(stderr, "cosim_driver: a DDR read of %" PRIu64 " beats at %" PRIu64
+                         " runs past the %zu-byte weight region\n", len + 1, addr, image.size());
+            std::exit(4);
+        }
+        queue.push_back({addr, len + 1, cycle + latency});
+    }
+    void beat_sent() {
+        tokens -= beat_bytes;
+        bytes_read += beat_bytes;
+        if (++beat == queue.front().beats) {
+            queue.erase(queue.begin());
+            beat = 0;
+        }
+    }
+    void tick() { tokens = std::min(tokens + rate, rate + beat_bytes); }
+};
 
 std::vector<uint32_t> read_words(const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "rb");
@@ -203,6 +261,60 @@ int main(int argc, char** argv) {
 
     auto ctx = std::make_unique<VerilatedContext>();
     auto top = std::make_unique<Vhwgen_top>(ctx.get(), "TOP");
+
+    // The design's DDR read ports, each bound to its memory model.
+    struct DdrPort {
+        DdrMemory mem;
+        std::function<void()> drive;            // set arready, rvalid, rdata, rlast
+        std::function<void(uint64_t)> sample;   // after eval: take an address, count a beat
+    };
+    std::vector<DdrPort> ddr;
+    uint64_t cycle = 0;
+#define HWGEN_BIND_DDR(k)                                                                   \
+    {                                                                                       \
+        ddr.emplace_back();                                                                 \
+        const size_t index = ddr.size() - 1;                                                \
+        using Data = std::remove_reference<decltype(top->m_axi_ddr##k##_rdata)>::type;      \
+        ddr[index].mem.beat_bytes = 4 * PortWords<Data>::value;                             \
+        top->ddr##k##_base = 0;                                                             \
+        ddr[index].drive = [&, index]() {                                                   \
+            DdrMemory& mem = ddr[index].mem;                                                \
+            top->m_axi_ddr##k##_arready = mem.arready();                                    \
+            const bool valid = mem.rvalid(cycle);                                           \
+            top->m_axi_ddr##k##_rvalid = valid;                                             \
+            top->m_axi_ddr##k##_rlast = valid && mem.rlast();                               \
+            top->m_axi_ddr##k##_rresp = 0;                                                  \
+            if (valid) {                                                                    \
+                uint32_t w[PortWords<Data>::value];                                         \
+                std::memcpy(w, &mem.image[mem.raddr()], mem.beat_bytes);                    \
+                set_port(top->m_axi_ddr##k##_rdata, w);                                     \
+            }                                                                               \
+        };                                                                                  \
+        ddr[index].sample = [&, index](uint64_t now) {                                      \
+            DdrMemory& mem = ddr[index].mem;                                                \
+            const bool beat = mem.rvalid(now) && top->m_axi_ddr##k##_rready;                \
+            if (top->m_axi_ddr##k##_arvalid && mem.arready())                               \
+                mem.take_address(top->m_axi_ddr##k##_araddr, top->m_axi_ddr##k##_arlen, now); \
+            if (beat) mem.beat_sent();                                                      \
+            mem.tick();                                                                     \
+        };                                                                                  \
+    }
+    HWGEN_DDR_PORTS(HWGEN_BIND_DDR)
+#undef HWGEN_BIND_DDR
+    if (opt.ddr_paths.size() != ddr.size())
+        fail("the design has %s DDR read ports; give one --ddr file for each",
+             std::to_string(ddr.size()).c_str());
+    for (size_t k = 0; k < ddr.size(); ++k) {
+        FILE* f = std::fopen(opt.ddr_paths[k].c_str(), "rb");
+        if (!f) fail("cannot open DDR image %s", opt.ddr_paths[k].c_str());
+        uint8_t buffer[65536];
+        size_t n;
+        while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+            ddr[k].mem.image.insert(ddr[k].mem.image.end(), buffer, buffer + n);
+        std::fclose(f);
+        ddr[k].mem.latency = opt.ddr_latency;
+        ddr[k].mem.rate = opt.ddr_bytes_per_cycle;
+    }
     Rng idle_rng(opt.seed * 2 + 1), bp_rng(opt.seed * 2 + 2);  // independent streams
 
     std::vector<uint32_t> out_words(out_total * kOutWords);
@@ -217,6 +329,7 @@ int main(int argc, char** argv) {
     top->s_axis_tvalid = 0;
     top->s_axis_tlast = 0;
     top->m_axis_tready = 0;
+    for (auto& port : ddr) port.drive();
     top->eval();
     for (int k = 0; k < 3; ++k) {
         top->clk = 1;
@@ -227,7 +340,7 @@ int main(int argc, char** argv) {
     top->rst = 0;
 
     const auto t0 = std::chrono::steady_clock::now();
-    uint64_t cycle = 0, next_in = 0, next_load = 0, received = 0, extra = 0;
+    uint64_t next_in = 0, next_load = 0, received = 0, extra = 0;
     uint64_t drain_left = opt.drain;
     bool loading_beat = false;  // the beat held is a weight-load beat
     bool holding = false;  // AXI: once tvalid is up it stays up, payload unchanged, until taken
@@ -247,7 +360,9 @@ int main(int argc, char** argv) {
         }
         top->s_axis_tvalid = holding;
         top->m_axis_tready = finished || !bp_rng.chance(opt.backpressure);
+        for (auto& port : ddr) port.drive();
         top->eval();
+        for (auto& port : ddr) port.sample(cycle);
         const bool in_fire = holding && top->s_axis_tready;
         if (top->m_axis_tvalid && top->m_axis_tready) {
             if (received < out_total) {

@@ -107,7 +107,9 @@ def _stream(exe, emitted, images, where, **kw):
         return run_cosim(exe, beats, in_bits=emitted.in_bits, out_lanes=emitted.out_lanes,
                          out_bits=emitted.out_bits,
                          out_beats_per_frame=emitted.out_beats_per_frame,
-                         load=weight_load(emitted), load_beats=emitted.load_beats, **kw)
+                         load=weight_load(emitted), load_beats=emitted.load_beats,
+                         ddr=emitted.ddr_regions,
+                         ddr_bytes_per_cycle=emitted.ddr_bytes_per_cycle or 16.0, **kw)
 
 
 def _golden(qmodel, images) -> list[dict]:
