@@ -119,8 +119,7 @@ def stage_cycles(stage: Stage, pe: int, simd: int) -> int:
         taps = k * k * ins.c
         mvu = out_px * (out.c // pe) * (taps // simd)
         if stage.weight_style is MemoryStyle.DDR:
-            region = ReaderParams(pe * simd * stage.wbits, (out.c // pe) * (taps // simd))
-            mvu = max(mvu, ddr_cycles_per_frame(region, out_px, stage.ddr_bytes_per_cycle))
+            mvu = max(mvu, ddr_bound(stage, pe, simd)[0])
         if needs_window(stage):
             lanes, kx_lanes = window_lanes(stage, simd)
             return max(mvu, _beats(in_px, ins.c, lanes),
@@ -137,6 +136,19 @@ def stage_cycles(stage: Stage, pe: int, simd: int) -> int:
     if op is Op.WIDTH:
         return _beats(in_px, ins.c, min(simd, stage.simd_in))
     return _beats(in_px, ins.c, simd)
+
+
+def ddr_bound(stage: Stage, pe: int, simd: int) -> tuple[int, int, float]:
+    """A DDR-streamed stage's weight traffic at ``(pe, simd)``: the cycles per frame it takes
+    (the bound on the stage's pace), its bytes per frame and the bytes per cycle it moves
+    them at (:func:`rtl_templates.axi4_reader.ddr_cycles_per_frame`: a pass a pixel)."""
+    out, ins = stage.out_shape, stage.in_shapes[0]
+    taps = ins.c * (stage.spec.kernel[0] ** 2 if stage.op is Op.CONV else 1)
+    region = ReaderParams(pe * simd * stage.wbits, (out.c // pe) * (taps // simd))
+    pixels = out.h * out.w
+    rate = min(stage.ddr_bytes_per_cycle, region.beat_bytes)
+    return (ddr_cycles_per_frame(region, pixels, stage.ddr_bytes_per_cycle),
+            pixels * region.region_bytes, rate)
 
 
 def _lane_constraint(stage: Stage) -> int:
@@ -331,6 +343,12 @@ class Bottleneck:
             return f"stage {st.name!r} (FIFO, {st.simd} lanes)"
         fastest = stage_cycles(self.stage, *_fastest_candidate(self.stage))
         at = " at its fastest folding" if self.cycles_per_frame <= fastest else ""
+        if st.weight_style is MemoryStyle.DDR:
+            cycles, moved, rate = ddr_bound(st, self.pe, self.simd)
+            if cycles >= self.cycles_per_frame:
+                return (f"stage {st.name!r} ({st.op.value}, weights from DDR: {moved:,} bytes "
+                        f"a frame at {rate:.1f} bytes a cycle, its share of the board's DDR "
+                        f"bandwidth and its read port's; PE {self.pe} x SIMD {self.simd}{at})")
         return (f"stage {self.stage.name!r} ({self.stage.op.value}, PE {self.pe} x SIMD "
                 f"{self.simd}{at})")
 

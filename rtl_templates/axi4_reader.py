@@ -195,18 +195,24 @@ class Axi4Reader(wiring.Component):
         return m
 
     def resources(self, family: str | DeviceFamily = "7series") -> Resources:
-        """The prefetch FIFO's (:class:`~rtl_templates.fifo.Fifo`); the burst counter, the
-        credit counter and the address adder; the word register when a word is several
-        beats."""
+        """The prefetch FIFO's (:class:`~rtl_templates.fifo.Fifo`); a LUT a bit of the burst
+        counter (its increment and its terminal flag) and of the credit counter (its adder
+        and compare), the address adder's LUTs on the burst counter's bits only (the offset
+        is a multiple of 4 KB: the bits below pass through, the carry chain takes the rest);
+        when a word is several beats, its register (the word's bits, a clock enable a beat:
+        no LUT a bit) and the beat count. Checked against yosys (xcup) in
+        ``tests/pe/test_axi4_reader.py``."""
         p = self.params
         fifo = Fifo(FifoParams(bits=p.data_bits, lanes=1, depth=p.fifo_depth)).resources(family)
         counter = max(1, (p.bursts - 1).bit_length())
         credit = (p.fifo_depth + 1).bit_length()
-        logic = 2 * counter + 2 * credit + AXI_ADDR_BITS
-        word = 0 if p.beats_per_word == 1 else p.beats_per_word * p.data_bits
-        word_lut = 0 if p.beats_per_word == 1 else word + (p.beats_per_word + 1).bit_length()
-        return fifo + Resources(lut=logic + word_lut, ff=counter + 2 + credit + word
-                                + (0 if p.beats_per_word == 1 else (p.beats_per_word).bit_length()))
+        lut = 3 * counter + 2 * credit
+        ff = counter + 2 + credit                      # with the last flag and "running"
+        if p.beats_per_word > 1:
+            held = (p.beats_per_word + 1).bit_length()
+            lut += p.beats_per_word + held
+            ff += p.word_bits + held
+        return fifo + Resources(lut=lut, ff=ff)
 
 
 def ddr_cycles_per_frame(params: ReaderParams, passes: int, bytes_per_cycle: float) -> int:
