@@ -24,7 +24,7 @@ from boards.xilinx import XilinxFlow
 from sim.logic_depth import max_logic_levels, stage_depths
 
 from .build import BuildOptions, BuildResult, NotOnChipError, build, frame_rate
-from .compile import output_partitions, partition_sources
+from .compile import DdrWeights, output_partitions, partition_sources
 from .outputs import replacing_dir
 from .report import write_report
 
@@ -241,6 +241,9 @@ def bitstream(opts: BuildOptions, *, run: bool | None = None,
         Before any work, if the board has no flow.
     ToolMissingError
         Before any work, if ``run`` is True and the tools are missing.
+    ValueError
+        Before any work, for ``--ddr-weights fc`` (no shell connects DDR-streamed weights yet;
+        the default streams none here).
     NotOnChipError
         Before anything is written, if the design needs partitions and the board's flow
         takes only designs that fit on chip.
@@ -251,6 +254,12 @@ def bitstream(opts: BuildOptions, *, run: bool | None = None,
     say = progress or (lambda msg: None)
     board = get_board(opts.board)
     flow = flow_for(board.name)
+    # The board shells do not connect the DDR read ports yet: a design too large for one
+    # bitstream is partitioned instead of streaming weights.
+    if opts.ddr_weights is DdrWeights.FC:
+        raise ValueError("--ddr-weights fc: the board shells do not connect DDR-streamed "
+                         "weights yet; build, estimate and cosim take it")
+    opts = replace(opts, ddr_weights=DdrWeights.OFF)
     present = flow.tools_present()
     if run and not present:
         raise ToolMissingError(f"{flow.tool} is not installed; without --run the project is "

@@ -15,7 +15,7 @@ from rtl_templates.resources import RESOURCE_FIELDS, MemoryStyle
 
 from .capacity import check_layers_fit
 from .compile import (Compiled, compile_model, partition_ddr_bytes, partition_ddr_cycles,
-                      require_ddr, require_uram, stage_latency)
+                      DdrWeights, require_ddr, require_uram, stage_latency)
 from .emit import Emitted, emit
 from .hwgraph import Op
 from .outputs import check_output_dir, replacing_dir
@@ -49,8 +49,9 @@ class BuildOptions:
     each partition before the next partition's bitstream is loaded (default 1): its fps counts
     one reconfiguration per partition per batch. ``uram_weights`` puts every weight memory
     that would take block RAM into URAM (loaded through the weight-load path at start, so
-    the weights can be replaced at run time); the board must have URAM. ``ddr_weights``
-    has every fully connected layer read its weights from the board's DDR every frame.
+    the weights can be replaced at run time); the board must have URAM. ``ddr_weights`` says
+    which layers read their weights from the board's DDR every frame
+    (:class:`hwgen.compile.DdrWeights`).
 
     Raises
     ------
@@ -70,7 +71,7 @@ class BuildOptions:
     on_chip_only: bool = False
     batch: int | None = None
     uram_weights: bool = False
-    ddr_weights: bool = False
+    ddr_weights: DdrWeights = DdrWeights.AUTO
 
     def __post_init__(self):
         if self.fps is not None and not (isinstance(self.fps, (int, float))
@@ -271,7 +272,7 @@ def compile_design(opts: BuildOptions, board, progress=None) -> Design:
     say = progress or (lambda msg: None)
     if opts.uram_weights:
         require_uram(board)           # before the model is loaded and quantized
-    if opts.ddr_weights:
+    if opts.ddr_weights is DdrWeights.FC:
         require_ddr(board)
     loaded = load_model(opts.model, **opts.model_options)
     model = loaded.model

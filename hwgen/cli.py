@@ -117,9 +117,11 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uram-weights", action="store_true", help="put every weight memory that "
                    "would take block RAM into URAM (UltraScale+ boards), written at start through "
                    "the weight-load path: the weights become replaceable at run time")
-    p.add_argument("--ddr-weights", action="store_true", help="fully connected layers read "
-                   "their weights from the board's DDR every frame (an AXI4 read port per "
-                   "layer) instead of holding them on chip")
+    p.add_argument("--ddr-weights", choices=["auto", "fc", "off"], default="auto",
+                   help="which layers read their weights from the board's DDR every frame (an "
+                   "AXI4 read port each): auto (default) those of least reuse a design needs "
+                   "to fit one bitstream, if streaming makes it fit; fc every fully connected "
+                   "layer; off none (a design too large is partitioned)")
     p.add_argument("--out", metavar="DIR", help="output directory (default "
                    "build/<model>-<board>), replaced whole: new, empty or an earlier build's")
 
@@ -321,10 +323,11 @@ def _model_options(args) -> dict:
 
 def _build_options(args):
     from .build import BuildOptions
+    from .compile import DdrWeights
     return BuildOptions(model=args.model, board=args.board, fps=args.fps, abits=args.abits,
                         wbits=args.wbits, batch=args.batch, out_dir=args.out,
                         model_options=_model_options(args), uram_weights=args.uram_weights,
-                        ddr_weights=args.ddr_weights)
+                        ddr_weights=DdrWeights(args.ddr_weights))
 
 
 @contextmanager

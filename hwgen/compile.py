@@ -14,6 +14,7 @@ one and what limits it.
 
 from __future__ import annotations
 
+import enum
 import math
 from functools import partial
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from .fold import (DesignTooLargeError, FitError, FoldResult, Limit, PaceUnreach
 from .hwgraph import ChannelSlice, HwGraph, Op, Stage, ordered_subgraph
 from .latency import pipeline_latency
 from .lower import lower
-from .units import stage_resources
+from .units import needs_window, stage_resources
 
 __all__ = ["Compiled", "compile_model", "partition", "partition_sources", "output_partitions",
            "splittable", "stage_latency", "FitError",
@@ -251,6 +252,17 @@ def require_uram(board) -> None:
                          + ", ".join(b.name for b in BOARDS.values() if b.uram))
 
 
+class DdrWeights(str, enum.Enum):
+    """Which layers read their weights from DDR every frame (``--ddr-weights``)."""
+
+    AUTO = "auto"   # the low-reuse ones, as many as it takes to fit one bitstream, if any does
+    FC = "fc"       # every fully connected layer
+    OFF = "off"     # none: a design that does not fit is partitioned
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def require_ddr(board) -> None:
     """ValueError naming the boards that have DDR, unless ``board`` has some."""
     if not board.ddr_gbps:
@@ -259,9 +271,9 @@ def require_ddr(board) -> None:
                          + ", ".join(b.name for b in BOARDS.values() if b.ddr_gbps))
 
 
-def stream_weights_from_ddr(hw: HwGraph, board) -> list[str]:
-    """Make every fully connected stage read its weights from DDR, each with an equal share
-    of the board's DDR bytes per cycle; returns their names.
+def stream_weights_from_ddr(hw: HwGraph, board, names: list[str] | None = None) -> list[str]:
+    """Make stages ``names`` (default: every fully connected stage) read their weights from
+    DDR, each with an equal share of the board's DDR bytes per cycle; returns their names.
 
     Raises
     ------
@@ -269,16 +281,51 @@ def stream_weights_from_ddr(hw: HwGraph, board) -> list[str]:
         If the board has no DDR.
     """
     require_ddr(board)
-    streamed = [st for st in hw.stages() if st.op is Op.FC]
-    for st in streamed:
+    if names is None:
+        names = [st.name for st in hw.stages() if st.op is Op.FC]
+    for name in names:
+        st = hw.stage(name)
         st.weight_style = MemoryStyle.DDR
-        st.ddr_bytes_per_cycle = board.ddr_bytes_per_cycle / len(streamed)
-    return [st.name for st in streamed]
+        st.ddr_bytes_per_cycle = board.ddr_bytes_per_cycle / len(names)
+    return list(names)
+
+
+#: A 1x1 conv on at most this many pixels reads each weight this few times a frame: little
+#: reuse, so streaming its weights costs DDR bandwidth in proportion to what it frees (7x7).
+LOW_REUSE_PIXELS = 49
+
+
+def low_reuse_stages(hw: HwGraph) -> list[str]:
+    """Dense stages that read each weight at most :data:`LOW_REUSE_PIXELS` times a frame
+    (fully connected layers, 1x1 convs on small maps), fewest reads first, then most weights
+    first: the ones worth streaming from DDR."""
+    def reads(st: Stage) -> int:
+        return st.out_shape.h * st.out_shape.w
+    dense = [st for st in hw.stages()
+             if st.op is Op.FC or (st.op is Op.CONV and not needs_window(st)
+                                   and reads(st) <= LOW_REUSE_PIXELS)]
+    return [st.name for st in sorted(dense, key=lambda st: (reads(st), -st.qparams.weight.size))]
+
+
+def _stream_what_does_not_fit(hw: HwGraph, board, budget: Resources, family, say) -> None:
+    """If ``hw`` does not fit on chip even fully folded, stream the weights of its low-reuse
+    stages from DDR, one more at a time, until it does (then it runs in one bitstream);
+    leave it as it was if even streaming all of them does not make it fit."""
+    if not board.ddr_gbps or not _fits(_most_folded(hw, budget, family)[2], budget):
+        return
+    names = low_reuse_stages(hw)
+    for n in range(1, len(names) + 1):
+        trial = hw.copy()
+        stream_weights_from_ddr(trial, board, names[:n])
+        if not _fits(_most_folded(trial, budget, family)[2], budget):
+            stream_weights_from_ddr(hw, board, names[:n])
+            say(f"weights read from DDR every frame, to fit one bitstream: {', '.join(names[:n])}")
+            return
 
 
 def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None = None,
                   progress=None, uram_weights: bool = False,
-                  ddr_weights: bool = False) -> list[Compiled]:
+                  ddr_weights: DdrWeights = DdrWeights.AUTO) -> list[Compiled]:
     """Compile ``qmodel`` for ``board``; one :class:`Compiled` per partition (one if it fits).
 
     Parameters
@@ -298,9 +345,11 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
     uram_weights : bool
         Every weight memory that would take block RAM goes to URAM
         (:func:`hwgen.fold.place_weights`); the board must have URAM.
-    ddr_weights : bool
-        Fully connected layers read their weights from DDR every frame
-        (:func:`stream_weights_from_ddr`); the board must have DDR.
+    ddr_weights : DdrWeights
+        Which layers read their weights from DDR every frame (:func:`stream_weights_from_ddr`):
+        by default those of low reuse a design needs to fit one bitstream
+        (:func:`low_reuse_stages`); ``FC``: every fully connected one (the board must have
+        DDR); ``OFF``: none.
 
     Raises
     ------
@@ -320,13 +369,17 @@ def compile_model(qmodel, board, *, fps: float | None = None, batch: int | None 
     say = progress or (lambda msg: None)
     if uram_weights:
         require_uram(board)
+    budget, family = board.budget(), board.family
     hw = lower(qmodel)
     hw.weights_in_uram = uram_weights
     say(f"lowered to {len(hw.graph)} stages")
-    if ddr_weights:
+    if not isinstance(ddr_weights, DdrWeights):
+        raise TypeError(f"ddr_weights must be a DdrWeights, not {ddr_weights!r}")
+    if ddr_weights is DdrWeights.FC:
         names = stream_weights_from_ddr(hw, board)
         say(f"weights read from DDR every frame: {', '.join(names) or 'no layer'}")
-    budget, family = board.budget(), board.family
+    elif ddr_weights is DdrWeights.AUTO:
+        _stream_what_does_not_fit(hw, board, budget, family, say)
     if fps is None:
         return [c for _, c in _fastest(hw, budget, family, say, progress)]
     reload = board.reconfiguration_seconds

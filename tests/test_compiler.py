@@ -15,7 +15,7 @@ from boards import get_board
 from dataflows.quantize import QuantConfig, quantize
 from dataflows.source import load_model
 from hwgen.cli import main
-from hwgen.compile import (LayerTooLargeError, PaceUnreachableError, _shares, compile_model,
+from hwgen.compile import (DdrWeights, LayerTooLargeError, PaceUnreachableError, _shares, compile_model,
                            output_partitions, partition_sources)
 from hwgen.fifo_sizing import JOINS
 from hwgen.fold import candidates, fold_for, insert_width_converters, stage_cycles
@@ -104,7 +104,7 @@ def test_partitioning_reports_ddr_traffic():
     # them, part of them as LUT ROMs)
     board = get_board("zcu102")
     q = quantized("mobilenet_v1")
-    parts = compile_model(q, board)
+    parts = compile_model(q, board, ddr_weights=DdrWeights.OFF)    # partitions, not streaming
     assert len(parts) > 1
     report = make_report("mobilenet_v1", board, q.model, parts, 8)
     assert not report["fits_on_chip"] and report["partitions"] == len(parts)
@@ -216,7 +216,7 @@ def test_a_partitioned_design_counts_its_bitstream_loads():
     # Three partitions on the PYNQ-Z2: each frame (or batch) loads three bitstreams.
     board = get_board("pynq-z2")
     q = quantized("mobilenet_v1", width=0.5, resolution=32, num_classes=10)
-    parts = compile_model(q, board, fps=1000, batch=100_000)
+    parts = compile_model(q, board, fps=1000, batch=100_000, ddr_weights=DdrWeights.OFF)
     assert len(parts) == 3
     for batch in (None, 1, 100):
         report = make_report("mobilenet_v1", board, q.model, parts, 8, batch)
@@ -286,7 +286,7 @@ def test_partitioned_build_does_not_depend_on_the_hash_seed(tmp_path):
     """Two processes with different string hash seeds write the same bytes for a design cut
     into partitions (a networkx subgraph once ordered a partition's stages by the seed)."""
     args = ["build", "mobilenet_v1", "--width", "0.5", "--resolution", "32",
-            "--num-classes", "10", "--board", "pynq-z2"]
+            "--num-classes", "10", "--board", "pynq-z2", "--ddr-weights", "off"]
     runs = {seed: subprocess.Popen([sys.executable, "-m", "hwgen", *args,
                                     "--out", str(tmp_path / seed)],
                                    env={**os.environ, "PYTHONHASHSEED": seed},

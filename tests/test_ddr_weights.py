@@ -1,4 +1,4 @@
-"""Weights read from DDR every frame (``--ddr-weights``; rtl_templates/axi4_reader.py).
+"""Weights read from DDR every frame (``--ddr-weights fc``; rtl_templates/axi4_reader.py).
 
 MobileNet V1 (0.25, 32x32, 10 classes) on the PYNQ-Z2 with its three fully connected layers
 (the pointwise convs on 1x1 maps and the classifier) streaming their weights from DDR, each
@@ -16,19 +16,21 @@ import pytest
 
 from hwgen.build import BuildOptions, build
 from hwgen.cli import main
+from hwgen.compile import DdrWeights
 from network_checks import check
 from sim.network_cosim import cosimulate
 
 OPTIONS = {"width": 0.25, "resolution": 32, "num_classes": 10}
 ARGS = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", "--num-classes", "10",
-        "--board", "pynq-z2", "--ddr-weights"]
+        "--board", "pynq-z2", "--ddr-weights", "fc"]
 
 
 @pytest.fixture(scope="module")
 def design(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddr") / "mobilenet_v1-pynq-z2"
     return build(BuildOptions(model="mobilenet_v1", board="pynq-z2", out_dir=out,
-                              model_options=OPTIONS, calibration_images=2, ddr_weights=True))
+                              model_options=OPTIONS, calibration_images=2,
+                              ddr_weights=DdrWeights.FC))
 
 
 def test_the_fully_connected_layers_stream_and_the_report_counts_their_traffic(design):
@@ -61,3 +63,23 @@ def test_a_pace_beyond_the_boards_ddr_names_the_layer_and_its_traffic(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "out of reach" in err and "'Conv2d_13_pointwise'" in err
     assert "weights from DDR: 65,536 bytes a frame at 7.0 bytes a cycle" in err
+
+
+def test_a_design_too_large_for_one_bitstream_streams_its_least_reused_weights():
+    """MobileNet V1 (0.5, 32x32) needs three partitions on the PYNQ-Z2 with every weight on
+    chip; by default its layers that read each weight once a frame stream from DDR instead,
+    the fewest it takes, and it runs in one bitstream."""
+    from boards import get_board
+    from hwgen.compile import compile_model, low_reuse_stages
+    from hwgen.lower import lower
+    from test_fps import quantized
+
+    q = quantized("mobilenet_v1", width=0.5, resolution=32, num_classes=10)
+    board = get_board("pynq-z2")
+    assert len(compile_model(q, board, ddr_weights=DdrWeights.OFF)) == 3
+    (part,) = compile_model(q, board)
+    streamed = [s.name for s in part.hw.stages() if s.weight_style.value == "ddr"]
+    order = low_reuse_stages(lower(q))
+    assert streamed and streamed == order[:len(streamed)]
+    assert all(part.hw.stage(n).ddr_bytes_per_cycle == board.ddr_bytes_per_cycle / len(streamed)
+               for n in streamed)

@@ -14,7 +14,7 @@ from boards import get_board
 from dataflows.quantize import QuantConfig, quantize
 from dataflows.source import load_model
 from hwgen.build import make_report
-from hwgen.compile import (DesignTooLargeError, FitError, Limit, PaceUnreachableError,
+from hwgen.compile import (DdrWeights, DesignTooLargeError, FitError, Limit, PaceUnreachableError,
                            compile_model)
 from hwgen.fifo_sizing import add_input_buffers, size_fifos
 from hwgen.fold import (design_resources, fastest_folding, fold, fold_for,
@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore", message=".*created but never used")
 
 MOBILENET = {"resolution": 32, "width": 0.25}                      # 29 stages, one partition
 PARTITIONED = {"resolution": 32, "width": 0.5, "num_classes": 10}   # 3 partitions on pynq-z2
+OFF = DdrWeights.OFF    # partitioned, not streaming its fully connected layers from DDR
 BATCH = 1_000_000       # frames between bitstream loads: a few cycles of loading a frame
 
 
@@ -151,11 +152,11 @@ def test_a_target_that_needs_partitions_gets_them(partitioned):
     """Partitions run one after another: their cycles per frame add up to at most the
     target, each folded for its share with the least hardware."""
     board = get_board("pynq-z2")
-    fastest = compile_model(partitioned, board)
+    fastest = compile_model(partitioned, board, ddr_weights=OFF)
     assert len(fastest) == 3
     fps = fps_for(board, 2 * total_cycles(fastest))
     # A batch long enough that the bitstream loads take a few cycles a frame.
-    parts = compile_model(partitioned, board, fps=fps, batch=BATCH)
+    parts = compile_model(partitioned, board, ddr_weights=OFF, fps=fps, batch=BATCH)
     target = pace(board, fps)
     assert len(parts) == len(fastest)
     assert total_cycles(parts) <= target
@@ -169,10 +170,11 @@ def test_a_target_that_needs_partitions_gets_them(partitioned):
 
 def test_a_pace_partitions_cannot_reach_is_refused_with_their_sum(partitioned):
     board = get_board("pynq-z2")
-    fastest = compile_model(partitioned, board)
+    fastest = compile_model(partitioned, board, ddr_weights=OFF)
     total = total_cycles(fastest)
     with pytest.raises(PaceUnreachableError) as info:
-        compile_model(partitioned, board, fps=fps_for(board, total - 100), batch=BATCH)
+        compile_model(partitioned, board, ddr_weights=OFF, fps=fps_for(board, total - 100),
+                      batch=BATCH)
     exc = info.value
     assert exc.fastest_cycles == total
     summed = " + ".join(f"{p.cycles_per_frame:,}" for p in fastest)
@@ -185,17 +187,17 @@ def test_the_bitstream_loads_count_against_the_pace(partitioned):
     # One frame at a time, loading the PYNQ-Z2's three bitstreams (10.1 ms each) leaves no
     # time for a pace the partitions' compute reaches twice over; a batch spreads the loads.
     board = get_board("pynq-z2")
-    fastest = total_cycles(compile_model(partitioned, board))
+    fastest = total_cycles(compile_model(partitioned, board, ddr_weights=OFF))
     fps = fps_for(board, 2 * fastest)
     with pytest.raises(PaceUnreachableError) as info:
-        compile_model(partitioned, board, fps=fps)
+        compile_model(partitioned, board, ddr_weights=OFF, fps=fps)
     loading = math.ceil(3 * board.reconfiguration_seconds * board.clock_mhz * 1e6)
     message = str(info.value)
     assert f"bitstream loads take {loading:,} cycles per frame" in message
     assert f"need {fastest:,} cycles more" in message and "--batch" in message
     assert info.value.fastest_cycles == fastest + loading
     batch = math.ceil(2 * loading / fastest)          # loads then take half the frame time
-    parts = compile_model(partitioned, board, fps=fps, batch=batch)
+    parts = compile_model(partitioned, board, ddr_weights=OFF, fps=fps, batch=batch)
     spent = math.ceil(3 * board.reconfiguration_seconds * board.clock_mhz * 1e6 / batch)
     assert total_cycles(parts) + spent <= pace(board, fps)
 

@@ -15,6 +15,7 @@ import shutil
 
 from hwgen.build import BuildOptions, build
 from hwgen.cli import main
+from hwgen.compile import DdrWeights
 from hwgen.emit import emit
 from hwgen.hwgraph import Op
 from network_checks import MAX_CYCLE_ERROR_PCT, MAX_LATENCY_ERROR_PCT
@@ -22,10 +23,11 @@ from sim.network_cosim import cosimulate
 
 # --fps 1000 one frame at a time would leave no time for the PYNQ-Z2's bitstream loads (10 ms
 # each); a long batch makes them a few cycles a frame.
-SPLIT_ARGS = ["squeezenet1_1", "--resolution", "32", "--board", "pynq-z2", "--fps", "1000",
+SPLIT_ARGS = ["squeezenet1_1", "--resolution", "32", "--board", "pynq-z2", "--ddr-weights", "off",
+              "--fps", "1000",
               "--batch", "100000"]
 ARGS = ["mobilenet_v1", "--width", "0.5", "--resolution", "32", "--num-classes", "10",
-        "--board", "pynq-z2", "--fps", "1000", "--batch", "100000"]
+        "--board", "pynq-z2", "--ddr-weights", "off", "--fps", "1000", "--batch", "100000"]
 
 
 def test_three_partitions_cosimulate_bit_exactly(tmp_path, capsys):
@@ -73,6 +75,7 @@ def test_a_fault_in_a_later_partition_is_located(tmp_path):
     # bisecting that partition's prefixes fed with the golden model's input to it.
     result = build(BuildOptions(model="mobilenet_v1", board="pynq-z2", fps=1000.0, batch=100_000,
                                 out_dir=tmp_path / "f", calibration_images=2,
+                                ddr_weights=DdrWeights.OFF,
                                 model_options={"width": 0.5, "resolution": 32,
                                                "num_classes": 10}))
     part = result.parts[1]
