@@ -8,9 +8,12 @@ each word for the matrix-vector unit's ``weights`` stream; at the region's end i
 at ``base``. It asks for a burst only when the FIFO has room for all of it (credits), so
 ``rready`` is always high and it reads exactly what the unit consumes.
 
-The region's layout (:func:`ddr_image`): word ``a`` in beats ``a * beats_per_word ..``, its
-least significant ``data_bits`` first, little-endian bytes; the words are the unit's loaded
-memory's (:meth:`~rtl_templates.matrix_vector_unit.MatrixVectorUnit.load_words`).
+The region's layout (:func:`ddr_image`): a word of more than ``data_bits`` takes
+``beats_per_word`` beats, least significant ``data_bits`` first; narrower words are packed
+``words_per_beat = data_bits // word_bits`` to a beat, word ``j`` of a beat in bits
+``j * word_bits ..`` (the region's last beat may be part empty); little-endian bytes. The
+words are the unit's loaded memory's
+(:meth:`~rtl_templates.matrix_vector_unit.MatrixVectorUnit.load_words`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from .counter import wrapping_counter
 from .fifo import Fifo, FifoParams
-from .resources import DeviceFamily, Resources
+from .resources import DeviceFamily, Resources, mux_luts
 
 __all__ = ["AXI_ADDR_BITS", "MAX_BURST", "axi4_read_signature", "ReaderParams", "Axi4Reader",
            "ddr_image", "reader_port_bits", "ddr_cycles_per_frame"]
@@ -91,12 +94,16 @@ class ReaderParams:
         return -(-self.word_bits // self.data_bits)
 
     @property
+    def words_per_beat(self) -> int:
+        return max(1, self.data_bits // self.word_bits)
+
+    @property
     def beat_bytes(self) -> int:
         return self.data_bits // 8
 
     @property
     def region_beats(self) -> int:
-        return self.words * self.beats_per_word
+        return -(-self.words // self.words_per_beat) * self.beats_per_word
 
     @property
     def region_bytes(self) -> int:
@@ -175,8 +182,21 @@ class Axi4Reader(wiring.Component):
         ]
         m.d.sync += credits.eq(credits - Mux(granted, length, 0) + taken)
 
-        # Words from beats: beats_per_word beats, least significant first.
-        k = p.beats_per_word
+        # Words from beats: words_per_beat words a beat, the beat popped after its last word
+        # (or the region's last); or beats_per_word beats a word, least significant first.
+        k, n = p.beats_per_word, p.words_per_beat
+        out = self.o.valid & self.o.ready
+        if n > 1:
+            index = Signal(range(n))
+            word = wrapping_counter(m, "word", p.words, out)
+            release = (index == n - 1) | word.last
+            m.d.comb += [self.o.valid.eq(fifo.o.valid),
+                         self.o.payload.eq(fifo.o.payload.as_value().word_select(index,
+                                                                                 p.word_bits)),
+                         fifo.o.ready.eq(self.o.ready & release)]
+            with m.If(out):
+                m.d.sync += index.eq(Mux(release, 0, index + 1))
+            return m
         if k == 1:
             m.d.comb += [self.o.payload.eq(fifo.o.payload.as_value()),
                          self.o.valid.eq(fifo.o.valid), fifo.o.ready.eq(self.o.ready)]
@@ -185,7 +205,6 @@ class Axi4Reader(wiring.Component):
         word = Signal(k * p.data_bits)
         m.d.comb += [self.o.payload.eq(word[:p.word_bits]), self.o.valid.eq(held == k),
                      fifo.o.ready.eq((held < k) | self.o.ready)]
-        out = self.o.valid & self.o.ready
         with m.If(taken):
             m.d.sync += word.word_select(Mux(out, 0, held), p.data_bits).eq(
                 fifo.o.payload.as_value())
@@ -212,6 +231,10 @@ class Axi4Reader(wiring.Component):
             held = (p.beats_per_word + 1).bit_length()
             lut += p.beats_per_word + held
             ff += p.word_bits + held
+        if p.words_per_beat > 1:       # the word counter, the index, the word multiplexer
+            count, index = max(1, (p.words - 1).bit_length()), (p.words_per_beat - 1).bit_length()
+            lut += count + index + p.word_bits * mux_luts(p.words_per_beat, family)
+            ff += count + 2 + index
         return fifo + Resources(lut=lut, ff=ff)
 
 
@@ -229,10 +252,14 @@ def ddr_image(params: ReaderParams, words: list[int]) -> bytes:
     if len(words) != params.words:
         raise ValueError(f"{len(words)} words for a region of {params.words}")
     size = params.beats_per_word * params.beat_bytes
+    n = params.words_per_beat
     out = bytearray()
-    for w in words:
-        w = int(w)
-        if w < 0 or w >> params.word_bits:
-            raise ValueError(f"word {w!r} does not fit {params.word_bits} bits")
-        out += w.to_bytes(size, "little")
+    for first in range(0, len(words), n):
+        beat = 0
+        for j, w in enumerate(words[first:first + n]):
+            w = int(w)
+            if w < 0 or w >> params.word_bits:
+                raise ValueError(f"word {w!r} does not fit {params.word_bits} bits")
+            beat |= w << (j * params.word_bits)
+        out += beat.to_bytes(size, "little")
     return bytes(out)

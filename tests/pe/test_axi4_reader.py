@@ -65,15 +65,17 @@ def _simulate(dut, bench):
     sim.run()
 
 
-# (word bits, words): 8-bit words, two bursts the last short; words of two 128-bit beats;
-# a one-burst region of 64-bit words.
-SHAPES = [(8, 300), (200, 50), (64, 37)]
+# (word bits, words): 8-bit words four to a 32-bit beat, the region's last beat full or part
+# empty (300 and 1,027 words: one burst and two, the last short); words of two 128-bit beats;
+# a one-burst region of 64-bit words, one a beat; 24-bit words, one a 32-bit beat.
+SHAPES = [(8, 300), (8, 1027), (200, 50), (64, 37), (24, 77)]
 
 
 @pytest.mark.parametrize("word_bits, words", SHAPES)
 def test_the_reader_streams_its_region_pass_after_pass(word_bits, words):
     p = ReaderParams(word_bits, words)
     assert p.data_bits == reader_port_bits(word_bits)
+    assert p.words_per_beat == (4 if word_bits == 8 else 1)
     dut = Axi4Reader(p)
     rng = np.random.default_rng(word_bits)
     values = [int(v) for v in rng.integers(0, 2 ** min(word_bits, 62), words)]
@@ -144,7 +146,7 @@ def test_a_unit_with_weights_from_ddr_is_exact_at_its_ddr_bound():
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("word_bits, words", [(8, 300), (200, 50), (128, 3000)])
+@pytest.mark.parametrize("word_bits, words", [(8, 1027), (200, 50), (128, 3000)])
 def test_the_reader_synthesizes_to_its_model(word_bits, words):
     from sim.synth import synthesize
     p = ReaderParams(word_bits, words)
