@@ -34,6 +34,21 @@ __all__ = ["RomFiles", "external_roms", "rom_read", "banked_rom_read", "rom_bank
 #: where 3 are allowed; docs/timing.md).
 ROM_BANK_WORDS = 256
 
+def _registered_ram(module: str, style: str) -> str:
+    """A simple dual-port RAM module with a registered read port, placed by ``ram_style``."""
+    return f"""\
+module {module} #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
+    (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
+     input r_en, input [ADDR_BITS-1:0] r_addr, output reg [WIDTH-1:0] r_data = 0);
+  (* ram_style = "{style}" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+  always @(posedge clk) begin
+    if (w_en) mem[w_addr] <= w_data;
+    if (r_en) r_data <= mem[r_addr];   // read-first: not transparent, as lib.memory's port
+  end
+endmodule
+"""
+
+
 #: The ROM every external instance refers to; emitted next to the design's Verilog.
 ROM_VERILOG = """\
 // Synchronous ROM loaded from a hex file (one word per line); hwgen's weight store.
@@ -48,16 +63,7 @@ module hwgen_rom_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FIL
   always @(posedge clk) if (en) data <= mem[addr];
 endmodule
 
-module hwgen_ram_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
-    (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
-     input r_en, input [ADDR_BITS-1:0] r_addr, output reg [WIDTH-1:0] r_data = 0);
-  (* ram_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-  always @(posedge clk) begin
-    if (w_en) mem[w_addr] <= w_data;
-    if (r_en) r_data <= mem[r_addr];   // read-first: not transparent, as lib.memory's port
-  end
-endmodule
-
+""" + _registered_ram("hwgen_ram_block", "block") + """
 module hwgen_ram_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
     (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
      input [ADDR_BITS-1:0] r_addr, output [WIDTH-1:0] r_data);
@@ -67,16 +73,7 @@ module hwgen_ram_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
 endmodule
 
 // A weight memory in UltraScale+ URAM288 (no initial contents: written by the weight load).
-module hwgen_uram_block #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1)
-    (input clk, input w_en, input [ADDR_BITS-1:0] w_addr, input [WIDTH-1:0] w_data,
-     input r_en, input [ADDR_BITS-1:0] r_addr, output reg [WIDTH-1:0] r_data = 0);
-  (* ram_style = "ultra" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-  always @(posedge clk) begin
-    if (w_en) mem[w_addr] <= w_data;
-    if (r_en) r_data <= mem[r_addr];
-  end
-endmodule
-
+""" + _registered_ram("hwgen_uram_block", "ultra") + """
 // A ROM in LUTs. Vivado calls that "distributed"; yosys (which defines YOSYS) calls it "logic",
 // its "distributed" being LUT RAM, which a ROM cannot map to ("no valid mapping found").
 module hwgen_rom_logic #(parameter WIDTH = 8, DEPTH = 2, ADDR_BITS = 1, INIT_FILE = "")

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from rtl_templates.axi4_reader import (BOUNDARY_BYTES, Axi4Reader, ReaderParams, ddr_image,
                                        reader_port_bits)
 from rtl_templates.matrix_vector_unit import MatrixVectorUnit
 from rtl_templates.resources import MemoryStyle
 
+from amaranth_sim import simulate
 from test_matrix_vector_unit import make_params
 
 
@@ -58,13 +58,6 @@ class Memory:
         return sample
 
 
-def _simulate(dut, bench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-
-
 # (word bits, words): 8-bit words four to a 32-bit beat, the region's last beat full or part
 # empty (300 and 1,027 words: one burst and two, the last short); words of two 128-bit beats;
 # a one-burst region of 64-bit words, one a beat; 24-bit words, one a 32-bit beat.
@@ -97,7 +90,7 @@ def test_the_reader_streams_its_region_pass_after_pass(word_bits, words):
             await ctx.tick()
             cycle += 1
             assert cycle < 50_000
-    _simulate(dut, bench)
+    simulate(dut, bench)
     assert got == values * 3
     lengths = [b for _, b in memory.bursts]
     assert set(lengths[:p.bursts]) <= {p.burst, p.region_beats - (p.bursts - 1) * p.burst}
@@ -138,7 +131,7 @@ def test_a_unit_with_weights_from_ddr_is_exact_at_its_ddr_bound():
             await ctx.tick()
             cycle += 1
             assert cycle < 100_000
-    _simulate(mvu, bench)
+    simulate(mvu, bench)
     assert got == want.tolist()
     steady = np.diff(first_of_frame[1:])
     assert all(abs(d - mvu.cycles_per_frame()) <= 0.02 * mvu.cycles_per_frame() for d in steady), \

@@ -9,13 +9,13 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
 from rtl_templates.matrix_vector_unit import MatrixVectorUnit
 from rtl_templates.resources import URAM_DEPTH, MemoryStyle, uram_count
 from rtl_templates.weight_load import (LoadTarget, WeightLoader, load_image, load_signature,
                                        loaded_memory, loaded_memory_resources)
 
+from amaranth_sim import simulate
 from test_matrix_vector_unit import make_params
 
 
@@ -32,13 +32,6 @@ class LoadedMemory(wiring.Component):
         m.d.comb += self.data.eq(loaded_memory(m, "mem", self.width, self.depth, self.load,
                                                self.addr, self.en))
         return m
-
-
-def _run(dut, bench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 @pytest.mark.parametrize("depth", [5, URAM_DEPTH + 37])      # one bank; two, the last short
@@ -65,7 +58,7 @@ def test_a_loaded_memory_reads_back_every_word(depth):
             await ctx.tick()
             held = words[addr] if en else held
             assert ctx.get(dut.data) == held, f"address {addr}"
-    _run(dut, bench)
+    simulate(dut, bench)
 
 
 def test_the_loader_fills_its_targets_in_order_then_passes_frames_through():
@@ -103,7 +96,7 @@ def test_the_loader_fills_its_targets_in_order_then_passes_frames_through():
                     got[t.name].append(ctx.get(port.data))
             await ctx.tick()
             k += fire
-    _run(dut, bench)
+    simulate(dut, bench)
     assert got == words
     assert passed == frames.tolist()
 
